@@ -1,0 +1,1 @@
+"""brainlib.claims"""

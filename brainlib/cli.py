@@ -1,0 +1,102 @@
+"""The `brainlib` command (also `python -m brainlib`).
+
+Subcommands import their implementation lazily so `brainlib --help` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from brainlib import PAPERS
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from brainlib.data.synth import write_cq500, write_rsna
+
+    writer = {"rsna": write_rsna, "cq500": write_cq500}[args.layout]
+    root = writer(Path(args.out), n_studies=args.studies, seed=args.seed, size=args.size,
+                  difficulty=args.difficulty)
+    print(f"wrote {args.layout} phantoms to {root}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from brainlib.runner import run_notebooks
+
+    return run_notebooks(
+        profile=args.profile, only=args.only.split(",") if args.only else None,
+        data_root=args.data_root, out_dir=Path(args.out), device=args.device, force=args.force,
+        notebooks_dir=Path(args.notebooks),
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from brainlib.report import write_report
+
+    path = write_report(Path(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from brainlib.claims import audit
+
+    findings = audit(args.paper, out_dir=Path(args.out) if args.out else None)
+    print(findings.to_string(index=False) if len(findings) else f"{args.paper}: no inconsistencies")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from brainlib.models import list_models
+
+    print("\n".join(list_models(args.paper)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brainlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write synthetic head-CT phantoms in a real dataset layout")
+    p.add_argument("layout", choices=["rsna", "cq500"])
+    p.add_argument("--out", required=True, help="dataset root to create")
+    p.add_argument("--studies", type=int, default=20, help="number of studies (patients)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=512, help="slice size in pixels (square)")
+    p.add_argument("--difficulty", type=float, default=0.5, help="0 easy .. 1 hard")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("run", help="execute the paper notebooks headlessly with papermill")
+    p.add_argument("--profile", choices=["smoke", "quick", "full"], default="quick")
+    p.add_argument("--only", default="", help="comma-separated notebook keys, e.g. he2024")
+    p.add_argument("--data-root", default=None, help="real dataset root (default: phantoms)")
+    p.add_argument("--out", default="outputs")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--force", action="store_true", help="re-run even if nothing changed")
+    p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("report", help="write REPORT.md and REPORT.html from an outputs folder")
+    p.add_argument("--out", default="outputs")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("audit", help="check a paper's internal arithmetic from its claims")
+    p.add_argument("paper", choices=list(PAPERS))
+    p.add_argument("--out", default=None, help="outputs folder; writes <out>/<paper>/tables/audit.csv")
+    p.set_defaults(func=_audit)
+
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("--paper", default=None, choices=list(PAPERS))
+    p.set_defaults(func=_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Backbones shared by the papers' models (VGG-16 for He et al. 2024 and Wang et al. DrCT).
+
+ImageNet weights cannot be downloaded on our machines. `vgg16_features` loads them from a
+local file when one is given (or `BRAINLIB_VGG16_WEIGHTS` names one) and otherwise builds a
+randomly initialised network and *says so* through the returned `init` note, which callers
+put in the run manifest. It never fails for lack of weights and never pretends to have them.
+`width` < 1 scales every channel count for CPU profiles (a recorded deviation).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torchvision.models.vgg import cfgs, make_layers
+
+# torchvision's VGG-16 layer list ("D"): channel counts and "M" for max-pool.
+VGG16_CFG: list = list(cfgs["D"])
+
+
+@dataclass(frozen=True)
+class BackboneInit:
+    """How a backbone was initialised, for the manifest."""
+
+    pretrained: bool
+    source: str  # path of the weights file, or "random initialisation"
+    note: str
+
+
+def _scaled_cfg(width: float, in_channels: int) -> list:
+    return [v if v == "M" else max(4, int(round(v * width))) for v in VGG16_CFG]
+
+
+def vgg16_features(
+    width: float = 1.0,
+    weights: str | os.PathLike | None = None,
+) -> tuple[nn.Sequential, BackboneInit]:
+    """VGG-16 convolutional layers (torchvision's `features`), 3 input channels.
+
+    Args:
+        width: channel multiplier (1.0 = the paper's VGG-16). Pretrained weights need 1.0.
+        weights: path of a torchvision `vgg16` state dict (full model or `features.*` keys).
+            Defaults to `$BRAINLIB_VGG16_WEIGHTS` when set.
+    Returns:
+        (features, init) where `init.note` says plainly which initialisation was used.
+    """
+    features = make_layers(_scaled_cfg(width, 3), batch_norm=False)
+    weights = weights or os.environ.get("BRAINLIB_VGG16_WEIGHTS") or None
+    if weights is None:
+        note = "VGG-16 from random initialisation (no local ImageNet weights file given)"
+        return features, BackboneInit(False, "random initialisation", note)
+    path = Path(weights)
+    if width != 1.0:
+        raise ValueError(f"{path}: ImageNet weights need width=1.0, got width={width}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: VGG-16 weights file not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if any(k.startswith("features.") for k in state):
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    missing, unexpected = features.load_state_dict(state, strict=False)
+    if missing:
+        raise ValueError(f"{path}: not a VGG-16 state dict (missing {missing[:3]}...)")
+    if unexpected:
+        warnings.warn(f"{path}: ignored unexpected keys {unexpected[:3]}", stacklevel=2)
+    return features, BackboneInit(True, str(path), f"VGG-16 with ImageNet weights from {path}")
+
+
+def vgg16_stage_slices(width: float = 1.0) -> dict[str, slice]:
+    """Layer ranges of `vgg16_features` ending at pool3 (C3), pool4 (C4) and pool5 (C5)."""
+    pools = [i for i, v in enumerate(_layer_kinds(width)) if v == "pool"]
+    return {"C1_3": slice(0, pools[2] + 1), "C4": slice(pools[2] + 1, pools[3] + 1),
+            "C5": slice(pools[3] + 1, pools[4] + 1)}
+
+
+def vgg16_channels(width: float = 1.0) -> dict[str, int]:
+    """Output channels of C3, C4, C5 for a given width."""
+    convs = [v for v in _scaled_cfg(width, 3) if v != "M"]
+    return {"C3": convs[6], "C4": convs[9], "C5": convs[12]}
+
+
+def _layer_kinds(width: float) -> list[str]:
+    kinds: list[str] = []
+    for v in _scaled_cfg(width, 3):
+        kinds += ["pool"] if v == "M" else ["conv", "relu"]
+    return kinds
