@@ -28,23 +28,23 @@ def _run(args: argparse.Namespace) -> int:
     return run_notebooks(
         profile=args.profile, only=args.only.split(",") if args.only else None,
         data_root=args.data_root, out_dir=Path(args.out), device=args.device, force=args.force,
-        notebooks_dir=Path(args.notebooks),
+        notebooks_dir=Path(args.notebooks), seed=args.seed,
     )
 
 
 def _report(args: argparse.Namespace) -> int:
     from brainlib.report import write_report
 
-    path = write_report(Path(args.out))
+    path = write_report(Path(args.out), notebooks_dir=Path(args.notebooks) if args.notebooks else None)
     print(f"wrote {path}")
     return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from brainlib.claims import audit
+    from brainlib.claims import audit, format_findings
 
     findings = audit(args.paper, out_dir=Path(args.out) if args.out else None)
-    print(findings.to_string(index=False) if len(findings) else f"{args.paper}: no inconsistencies")
+    print(format_findings(findings, args.paper))
     return 0
 
 
@@ -76,10 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--force", action="store_true", help="re-run even if nothing changed")
     p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
+    p.add_argument("--seed", type=int, default=None, help="override every notebook's seed")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("report", help="write REPORT.md and REPORT.html from an outputs folder")
     p.add_argument("--out", default="outputs")
+    p.add_argument("--notebooks", default=None,
+                   help="folder of notebooks (to list papers with no notebook yet); default notebooks/")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("audit", help="check a paper's internal arithmetic from its claims")

@@ -1,0 +1,88 @@
+"""Typed errors for DICOM reading.
+
+Every message starts with the offending path and then gives the reason, so a skipped-file
+list or a traceback says at once which file failed and why. Folder readers catch
+`DicomError` (and only it) to collect failures into a skipped list.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+
+class DicomError(Exception):
+    """Root of brainlib's DICOM errors; `path` and `reason` are kept as attributes."""
+
+    def __init__(self, path: str | PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnreadableDicomError(DicomError):
+    """The file is empty, not DICOM, or its header cannot be parsed."""
+
+
+class MissingPixelDataError(DicomError):
+    """The file has no Pixel Data element, or it is shorter than its header promises."""
+
+
+class UnsupportedTransferSyntaxError(DicomError):
+    """The pixel data are encoded in a transfer syntax no installed decoder can read."""
+
+
+class UnsupportedPhotometricError(DicomError):
+    """The image is not single-sample greyscale (MONOCHROME1/2), e.g. RGB or palette."""
+
+
+class NotCTError(DicomError):
+    """The file is not a CT image, so its values are not Hounsfield units."""
+
+
+__all__ = [
+    "DicomError",
+    "UnreadableDicomError",
+    "MissingPixelDataError",
+    "UnsupportedTransferSyntaxError",
+    "UnsupportedPhotometricError",
+    "NotCTError",
+    "Skipped",
+    "write_skipped",
+]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One input a folder reader could not use: its path, the error class name and the reason."""
+
+    path: str
+    error: str
+    reason: str
+
+    @classmethod
+    def from_error(cls, exc: DicomError) -> "Skipped":
+        return cls(path=exc.path, error=type(exc).__name__, reason=exc.reason)
+
+
+def write_skipped(skipped: Iterable[Skipped], csv_path: str | PathLike[str]) -> Path:
+    """Write the skipped list as CSV (`path,error,reason`), atomically; an empty list still
+    writes the header so a run's outputs always show that nothing was dropped."""
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "error", "reason"])
+            for item in skipped:
+                writer.writerow([item.path, item.error, item.reason])
+        os.replace(tmp, csv_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return csv_path

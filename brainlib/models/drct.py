@@ -1,0 +1,345 @@
+"""DrCT1 and DrCT2 (Wang et al., "A diagnostic model based on key slices", section V).
+
+Sequence-level multi-label brain CT classification from scan-level labels only.
+
+- `SliceEncoder`: VGG-16 convolutional layers, frozen, adaptive max-pool -> one D-vector per
+  slice (D = 512 at width 1). Because it is frozen, features are computed once per slice and
+  resolution (`brainlib.papers.wang_drct2` caches them) and the networks below read features.
+- `DrCT1` (the primary network): feature attention -> BiGRU -> slice attention -> 3 FC.
+- `DrCT2`: DrCT1 plus the attention-proposal-slices (APS) network — the `m_key` slices with the
+  highest slice attention, zoomed by bilinear interpolation and encoded by the same encoder,
+  then batch norm + FC, BiGRU and 3 FC — and the knowledge-fusion head (sum of the two
+  networks' pooled feature matrices, 3 FC).
+
+Inputs: DrCT1 takes features (B, M, D). DrCT2 takes (B, M, 2, D): per slice the features at the
+working size and at the zoom size (the APS network gathers its key slices from the second);
+or images (B, M, C, H, W) through `forward_images`, which zooms and encodes the proposed slices
+on the fly (same result, used for single-scan reports and timing).
+
+Outputs are dicts of logits: ``logits`` (the model's prediction: primary for DrCT1, fusion for
+DrCT2), ``primary``, ``aps``, ``fusion``, plus ``slice_attention`` (B, M),
+``feature_attention`` (B, M, D) and ``key_index`` (B, m_key).
+Widths of the BiGRU and FC layers are not given in the paper; the defaults are ours.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from brainlib.layers.sequence_attention import (
+    FeatureAttention,
+    SliceAttention,
+    gather_slices,
+    select_key_slices,
+    zoom_slices,
+)
+from brainlib.models._registry import register_model
+from brainlib.models.backbones import BackboneInit, vgg16_features
+
+PAPER = "wang_drct2"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SliceEncoder(nn.Module):
+    """Frozen VGG-16 conv layers + adaptive max-pool (section V.A): (N, 3, H, W) -> (N, D).
+
+    Without a local ImageNet weights file the conv layers get a seeded Kaiming (fan-in)
+    random initialisation — a stated substitute (`init.note`), never presented as ImageNet.
+    Inputs are windowed slices in [0, 1], normalised with the ImageNet mean/std VGG expects.
+    """
+
+    def __init__(self, width: float = 1.0, weights: str | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.features, init = vgg16_features(width, weights)
+        if not init.pretrained:
+            gen = torch.Generator().manual_seed(int(seed))
+            for module in self.features.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in",
+                                            nonlinearity="relu", generator=gen)
+                    nn.init.zeros_(module.bias)
+            init = BackboneInit(False, init.source,
+                                f"{init.note}; seeded Kaiming-normal (fan-in) conv weights, "
+                                f"seed {seed}, frozen")
+        self.init = init
+        self.out_dim = [m for m in self.features.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "SliceEncoder":
+        # Frozen: stays in eval mode whatever the parent does.
+        return super().train(False)
+
+    def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> last conv block maps (N, D, h, w)."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"encoder expects (N, 3, H, W) images, got {tuple(images.shape)}")
+        return self.features((images - self.mean) / self.std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_max_pool2d(self.feature_maps(images), 1).flatten(1)
+
+
+def _head(in_dim: int, hidden: tuple[int, int], out_dim: int, dropout: float) -> nn.Sequential:
+    """Three fully connected layers, ReLU + dropout between them (section V.A.3)."""
+    h1, h2 = hidden
+    return nn.Sequential(
+        nn.Linear(in_dim, h1), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(h1, h2), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(h2, out_dim),
+    )
+
+
+class DrCT1(nn.Module):
+    """The primary network: feature attention, BiGRU, slice attention, three FC layers."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        feature_dim: int = 512,
+        hidden: int = 256,
+        fc: tuple[int, int] = (256, 128),
+        dropout: float = 0.5,
+        class_names: tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.class_names = tuple(class_names) if class_names else None
+        self.feature_attention = FeatureAttention()
+        self.gru = nn.GRU(feature_dim, hidden, batch_first=True, bidirectional=True)
+        self.slice_attention = SliceAttention(2 * hidden)
+        self.head = _head(2 * hidden, fc, num_classes, dropout)
+
+    def _check(self, z: torch.Tensor) -> None:
+        if z.dim() != 3 or z.shape[-1] != self.feature_dim:
+            raise ValueError(f"{type(self).__name__} expects features (B, M, {self.feature_dim}), "
+                             f"got {tuple(z.shape)}")
+
+    def encode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Primary network up to the pooled vector; also returns both attentions."""
+        self._check(z)
+        x, w_feat = self.feature_attention(z)
+        y, _ = self.gru(x)
+        _, pooled, w_slice = self.slice_attention(y)
+        return {"pooled": pooled, "slice_attention": w_slice, "feature_attention": w_feat}
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        if z.dim() == 4:  # (B, M, 2, D) input: DrCT1 reads the working-size features
+            z = z[:, :, 0]
+        enc = self.encode(z)
+        logits = self.head(enc["pooled"])
+        return {"logits": logits, "primary": logits,
+                "slice_attention": enc["slice_attention"],
+                "feature_attention": enc["feature_attention"]}
+
+    def lr_groups(self, lr: float = 5e-4) -> list[tuple[nn.Module, float]]:
+        """``fit(param_groups=...)`` spec: the whole primary network at `lr`."""
+        return [(self, lr)]
+
+
+class APSNetwork(nn.Module):
+    """Attention-proposal-slices network (section V.B): BN + FC, BiGRU, three FC."""
+
+    def __init__(self, num_classes: int, feature_dim: int, proj: int, hidden: int,
+                 fc: tuple[int, int], dropout: float) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(feature_dim)
+        self.proj = nn.Linear(feature_dim, proj)
+        self.gru = nn.GRU(proj, hidden, batch_first=True, bidirectional=True)
+        self.head = _head(2 * hidden, fc, num_classes, dropout)
+
+    def encode(self, f: torch.Tensor) -> torch.Tensor:
+        """f: (B, K, D) key-slice features -> pooled (B, 2H) (mean of the BiGRU outputs)."""
+        b, k, d = f.shape
+        f = self.bn(f.reshape(b * k, d)).reshape(b, k, d)
+        y, _ = self.gru(F.relu(self.proj(f)))
+        return y.mean(dim=1)
+
+
+class DrCT2(nn.Module):
+    """DrCT1 + APS network + knowledge fusion (section V, Fig. 4)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        feature_dim: int = 512,
+        hidden: int = 256,
+        fc: tuple[int, int] = (256, 128),
+        dropout: float = 0.5,
+        m_key: int = 16,
+        selection: Literal["attention", "random"] = "attention",
+        seed: int = 0,
+        class_names: tuple[str, ...] | None = None,
+        zoom_size: int = 512,
+        encoder: SliceEncoder | None = None,
+    ) -> None:
+        super().__init__()
+        if selection not in ("attention", "random"):
+            raise ValueError(f"selection must be 'attention' or 'random', got {selection!r}")
+        self.primary = DrCT1(num_classes, feature_dim, hidden, fc, dropout, class_names)
+        self.aps = APSNetwork(num_classes, feature_dim, hidden, hidden, fc, dropout)
+        self.fusion = _head(2 * hidden, fc, num_classes, dropout)
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.class_names = self.primary.class_names
+        self.m_key = int(m_key)
+        self.selection = selection
+        self.zoom_size = int(zoom_size)
+        self.encoder = encoder
+        self._gen = torch.Generator().manual_seed(int(seed))
+
+    def _fuse(self, enc: dict[str, torch.Tensor], key_feats: torch.Tensor,
+              index: torch.Tensor) -> dict[str, torch.Tensor]:
+        aps_pooled = self.aps.encode(key_feats)
+        primary = self.primary.head(enc["pooled"])
+        aps = self.aps.head(aps_pooled)
+        fusion = self.fusion(enc["pooled"] + aps_pooled)
+        return {"logits": fusion, "primary": primary, "aps": aps, "fusion": fusion,
+                "slice_attention": enc["slice_attention"],
+                "feature_attention": enc["feature_attention"], "key_index": index}
+
+    def _select(self, w: torch.Tensor) -> torch.Tensor:
+        m_key = min(self.m_key, w.shape[1])
+        return select_key_slices(w, m_key, random=self.selection == "random", generator=self._gen)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: (B, M, 2, D) features at working size [:, :, 0] and zoom size [:, :, 1]."""
+        if x.dim() != 4 or x.shape[2] != 2:
+            raise ValueError(f"DrCT2 expects features (B, M, 2, D) (working size, zoom size), "
+                             f"got {tuple(x.shape)}")
+        enc = self.primary.encode(x[:, :, 0])
+        index = self._select(enc["slice_attention"])
+        return self._fuse(enc, gather_slices(x[:, :, 1], index), index)
+
+    @torch.no_grad()
+    def forward_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """End-to-end inference from slices (B, M, 3, H, W): encode, propose, zoom, encode."""
+        if self.encoder is None:
+            raise ValueError("DrCT2.forward_images needs an encoder (pass encoder=SliceEncoder)")
+        b, m = images.shape[:2]
+        z = self.encoder(images.flatten(0, 1)).view(b, m, -1)
+        enc = self.primary.encode(z)
+        index = self._select(enc["slice_attention"])
+        key_imgs = zoom_slices(gather_slices(images, index), self.zoom_size)
+        f = self.encoder(key_imgs.flatten(0, 1)).view(b, index.shape[1], -1)
+        return self._fuse(enc, f, index)
+
+    def lr_groups(self, lr_primary: float = 5e-4, lr_aps: float = 3e-4,
+                  lr_fusion: float = 5e-4) -> list[tuple[nn.Module, float]]:
+        """``fit(param_groups=...)`` spec with the per-module learning rates of section
+        VI.A.1: 3e-4 for the APS network, 5e-4 for the primary and fusion networks."""
+        return [(self.primary, lr_primary), (self.aps, lr_aps), (self.fusion, lr_fusion)]
+
+
+class SliceLevelBaseline(nn.Module):
+    """Fully supervised slice classifier aggregated by "any slice positive" (Table 7, RSNA-1).
+
+    The RSNA challenge winner is a large image-level ensemble; this stand-in trains three FC
+    layers on the same frozen slice features with per-slice labels, and the sequence score
+    is the maximum slice score (a scan is positive if any slice is).
+    """
+
+    def __init__(self, num_classes: int, feature_dim: int = 512, fc: tuple[int, int] = (256, 128),
+                 dropout: float = 0.5, class_names: tuple[str, ...] | None = None) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.class_names = tuple(class_names) if class_names else None
+        self.bn = nn.BatchNorm1d(feature_dim)
+        self.head = _head(feature_dim, fc, num_classes, dropout)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        if z.dim() == 4:
+            z = z[:, :, 0]
+        if z.dim() != 3 or z.shape[-1] != self.feature_dim:
+            raise ValueError(f"SliceLevelBaseline expects (B, M, {self.feature_dim}), "
+                             f"got {tuple(z.shape)}")
+        b, m, d = z.shape
+        slice_logits = self.head(self.bn(z.reshape(b * m, d))).view(b, m, -1)
+        return {"logits": slice_logits.max(dim=1).values, "slice_logits": slice_logits}
+
+
+def slice_level_losses() -> list[tuple]:
+    """BCE on every slice with its own label (``batch["y_slice"]``, (B, M, C))."""
+    return [("slice_bce", lambda out, batch: _bce(out["slice_logits"], batch["y_slice"]), 1.0)]
+
+
+# --- losses (section V.D, Table 2) ------------------------------------------------------
+
+def _masked(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y.to(logits.dtype)
+        known = ~torch.isnan(y)
+        if not known.any():
+            return logits.sum() * 0.0
+        return fn(logits[known], y[known])
+    return loss
+
+
+_mse = _masked(lambda lo, y: F.mse_loss(torch.sigmoid(lo), y))
+_bce = _masked(lambda lo, y: F.binary_cross_entropy_with_logits(lo, y))
+_LOSS = {"mse": _mse, "bce": _bce}
+
+
+def drct_losses(model_name: str, primary_aps: Literal["mse", "bce"] = "mse") -> list[tuple]:
+    """Engine losses ``(name, fn(outputs, batch), weight)``.
+
+    DrCT2 (eq. 11): Loss = L_primary + L_aps + L_fusion, with MSE on the sigmoid outputs for
+    primary and APS and BCE for fusion (`primary_aps="bce"` is Table 2's BCE/BCE variant).
+    DrCT1 is the primary network alone, trained with the same primary loss.
+    """
+    if primary_aps not in _LOSS:
+        raise ValueError(f"primary_aps must be 'mse' or 'bce', got {primary_aps!r}")
+    f = _LOSS[primary_aps]
+    primary = ("primary_" + primary_aps, lambda out, batch: f(out["primary"], batch["y"]), 1.0)
+    if model_name.startswith("drct1"):
+        return [primary]
+    return [primary,
+            ("aps_" + primary_aps, lambda out, batch: f(out["aps"], batch["y"]), 1.0),
+            ("fusion_bce", lambda out, batch: _bce(out["fusion"], batch["y"]), 1.0)]
+
+
+# --- config and builders (timm style) ---------------------------------------------------
+
+CONFIG: dict[str, Any] = {
+    "paper": "Wang et al., DrCT2: a diagnostic model based on key slices (CQ500, RSNA)",
+    "input": "sequences of m slices (32 CQ500, 28 RSNA), 224 x 224, zoom 512 x 512",
+    "encoder": "VGG-16 conv layers, frozen, adaptive max-pool -> 512",
+    "m_key": 16,
+    "lr": {"primary": 5e-4, "aps": 3e-4, "fusion": 5e-4},
+    "loss": "MSE(primary) + MSE(APS) + BCE(fusion)",
+}
+
+
+@register_model("drct1", paper=PAPER)
+def drct1(num_classes: int, **cfg: Any) -> DrCT1:
+    """DrCT1: the primary network on cached slice features (B, M, D)."""
+    return DrCT1(num_classes, **cfg)
+
+
+@register_model("drct2", paper=PAPER)
+def drct2(num_classes: int, **cfg: Any) -> DrCT2:
+    """DrCT2: primary + APS (top-m_key slices by attention, zoomed) + knowledge fusion."""
+    return DrCT2(num_classes, **cfg)
+
+
+@register_model("drct_slice_baseline", paper=PAPER)
+def drct_slice_baseline(num_classes: int, **cfg: Any) -> SliceLevelBaseline:
+    """Slice-level supervised baseline aggregated by max (Table 7's RSNA-1 stand-in)."""
+    return SliceLevelBaseline(num_classes, **cfg)
+
+
+@register_model("drct2_random", paper=PAPER)
+def drct2_random(num_classes: int, **cfg: Any) -> DrCT2:
+    """DrCT2 whose APS network reads m_key random slices (Fig. 6 control)."""
+    return DrCT2(num_classes, selection="random", **cfg)

@@ -1,0 +1,419 @@
+"""Figures for every paper in one style: confusion matrices, ROC and PR curves, training
+curves, image + heatmap + box overlays, slice grids, and paper-vs-reproduced claim bars.
+
+Every function returns a `matplotlib.figure.Figure` built without pyplot (no global figure
+registry, safe under the Agg backend and in notebooks, where a returned figure displays once).
+The style lives in `STYLE` and is applied with `style()` only while a figure is drawn and
+saved; importing this module changes no rcParams. `save_figure` writes PNG and PDF atomically.
+Metrics behind the curves come from scikit-learn (`roc_curve`, `precision_recall_curve`).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import patches
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
+
+from brainlib._atomic import atomic_path
+
+#: Okabe-Ito colour-blind-safe palette, used in order for classes and series.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+TRUE_COLOR = "#00C853"   # ground-truth boxes
+PRED_COLOR = "#FF1744"   # predicted boxes
+HIGHLIGHT_COLOR = "#FF1744"
+DPI = 150
+
+STYLE: dict[str, Any] = {
+    "figure.dpi": 100,
+    "savefig.dpi": DPI,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 1.6,
+    "image.interpolation": "nearest",
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
+}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """Apply brainlib's figure style for the duration of a block (rcParams restored after)."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def _figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,
+            **kw: Any) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=size or (4.2 * ncols, 3.6 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write `stem`.png and `stem`.pdf atomically (temp file + rename); return both paths."""
+    stem = Path(stem)
+    if stem.suffix in (".png", ".pdf"):
+        stem = stem.with_suffix("")
+    paths = []
+    with style():
+        for ext in ("png", "pdf"):
+            target = stem.with_name(f"{stem.name}.{ext}")
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format=ext, dpi=DPI, bbox_inches="tight")
+            paths.append(target)
+    return paths
+
+
+# -- confusion matrix ---------------------------------------------------------------------------
+
+def confusion_matrix(cm: Any = None, classes: Sequence[str] | None = None, *,
+                     y_true: Any = None, y_pred: Any = None, title: str | None = None,
+                     cmap: str = "Blues") -> Figure:
+    """Counts and row-normalised (recall per true class) matrices side by side.
+
+    Give `cm` (rows = true class, columns = predicted) or `y_true`/`y_pred` labels.
+    """
+    if cm is None:
+        if y_true is None or y_pred is None:
+            raise ValueError("confusion_matrix needs cm or both y_true and y_pred")
+        labels = list(range(len(classes))) if classes is not None else None
+        cm = skm.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=labels)
+    cm = np.asarray(cm, dtype=float)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    k = cm.shape[0]
+    classes = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(classes) != k:
+        raise ValueError(f"{len(classes)} class names for a {k}x{k} matrix")
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    with style():
+        fig, axes = _figure(1, 2, size=(3.0 + 1.2 * k, 0.6 + 0.6 * k + 0.9))
+        for ax, data, label, fmt in ((axes[0, 0], cm, "count", "{:.0f}"),
+                                     (axes[0, 1], norm, "fraction of true class", "{:.2f}")):
+            vmax = data.max() if data.max() > 0 else 1.0
+            im = ax.imshow(data, cmap=cmap, vmin=0, vmax=vmax if label == "count" else 1.0)
+            for i in range(k):
+                for j in range(k):
+                    val = data[i, j]
+                    dark = val > (0.6 * (vmax if label == "count" else 1.0))
+                    ax.text(j, i, fmt.format(val), ha="center", va="center", fontsize=8,
+                            color="white" if dark else "black")
+            ax.set_xticks(range(k), classes, rotation=45, ha="right")
+            ax.set_yticks(range(k), classes)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title("counts" if label == "count" else "row-normalised")
+            fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+# -- ROC and PR curves ----------------------------------------------------------------------------
+
+def _one_vs_rest(y_true: Any, y_score: Any, classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(N, C) binary targets (NaN = unlabelled) and (N, C) scores from labels or indicators."""
+    score = np.asarray(y_score, dtype=float)
+    if score.ndim == 1:
+        score = score[:, None]
+    y = np.asarray(y_true, dtype=float)
+    c = score.shape[1]
+    if y.ndim == 1 and c > 1:  # single-label multi-class: one-vs-rest indicators
+        if np.isnan(y).any():
+            raise ValueError("class labels contain NaN")
+        y = (y[:, None] == np.arange(c)[None, :]).astype(float)
+    elif y.ndim == 1:
+        y = y[:, None]
+    if y.shape != score.shape:
+        raise ValueError(f"y_true shape {y.shape} does not match y_score shape {score.shape}")
+    names = list(classes) if classes is not None else [str(i) for i in range(c)]
+    if len(names) != c:
+        raise ValueError(f"{len(names)} class names for {c} score columns")
+    return y, score, names
+
+
+def roc_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *,
+               title: str | None = None) -> Figure:
+    """ROC curve per class (one-vs-rest), AUC in the legend; NaN targets are ignored."""
+    y, score, names = _one_vs_rest(y_true, y_score, classes)
+    with style():
+        fig, axes = _figure(size=(4.6, 4.2))
+        ax = axes[0, 0]
+        ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=1)
+        for i, name in enumerate(names):
+            keep = ~np.isnan(y[:, i])
+            yt, ys = y[keep, i], score[keep, i]
+            color = PALETTE[i % len(PALETTE)]
+            if len(np.unique(yt)) < 2:
+                ax.plot([], [], color=color, label=f"{name} (AUC n/a: one class)")
+                continue
+            fpr, tpr, _ = skm.roc_curve(yt, ys)
+            auc = skm.roc_auc_score(yt, ys)
+            ax.plot(fpr, tpr, color=color, label=f"{name} (AUC = {auc:.3f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_aspect("equal")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.grid(True)
+        ax.legend(loc="lower right")
+        ax.set_title(title or "ROC")
+    return fig
+
+
+def pr_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *,
+              title: str | None = None) -> Figure:
+    """Precision-recall curve per class, average precision (AP) and prevalence in the legend."""
+    y, score, names = _one_vs_rest(y_true, y_score, classes)
+    with style():
+        fig, axes = _figure(size=(4.6, 4.2))
+        ax = axes[0, 0]
+        for i, name in enumerate(names):
+            keep = ~np.isnan(y[:, i])
+            yt, ys = y[keep, i], score[keep, i]
+            color = PALETTE[i % len(PALETTE)]
+            if yt.sum() == 0:
+                ax.plot([], [], color=color, label=f"{name} (AP n/a: no positives)")
+                continue
+            prec, rec, _ = skm.precision_recall_curve(yt, ys)
+            ap = skm.average_precision_score(yt, ys)
+            ax.step(rec, prec, where="post", color=color,
+                    label=f"{name} (AP = {ap:.3f}, prev. {yt.mean():.2f})")
+            ax.axhline(yt.mean(), color=color, ls=":", lw=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.grid(True)
+        ax.legend(loc="lower left")
+        ax.set_title(title or "precision-recall")
+    return fig
+
+
+# -- training curves ------------------------------------------------------------------------------
+
+def training_curves(history: pd.DataFrame, *, metrics: Sequence[str] | None = None,
+                    best_epoch: int | None = None, title: str | None = None) -> Figure:
+    """Losses (train vs val) and validation metrics per epoch from `engine.fit().history`.
+
+    Loss columns are those containing "loss"; metrics default to the other numeric columns
+    except epoch, learning rates and timings. `best_epoch` draws a marker line.
+    """
+    if not isinstance(history, pd.DataFrame) or history.empty:
+        raise ValueError("training_curves needs a non-empty history DataFrame")
+    x = history["epoch"] if "epoch" in history.columns else pd.Series(np.arange(1, len(history) + 1))
+    numeric = [c for c in history.columns if pd.api.types.is_numeric_dtype(history[c])]
+    skip = {"epoch", "seconds"}
+    losses = [c for c in numeric if "loss" in c and c not in skip]
+    if metrics is None:
+        metrics = [c for c in numeric if c not in skip and "loss" not in c and not c.startswith("lr")]
+    else:
+        missing = [m for m in metrics if m not in history.columns]
+        if missing:
+            raise ValueError(f"history has no columns {missing}; it has {list(history.columns)}")
+    panels = [p for p in (("loss", losses), ("metrics", list(metrics))) if p[1]]
+    if not panels:
+        raise ValueError(f"history has nothing to plot: columns {list(history.columns)}")
+    with style():
+        fig, axes = _figure(1, len(panels), size=(4.4 * len(panels), 3.4))
+        for ax, (label, cols) in zip(axes[0], panels):
+            for i, col in enumerate(cols):
+                ls = "--" if col.startswith("train") else "-"
+                ax.plot(x, history[col], ls=ls, marker="o", ms=3, label=col,
+                        color=PALETTE[i % len(PALETTE)])
+            if best_epoch is not None:
+                ax.axvline(best_epoch, color="0.5", ls=":", lw=1, label=f"best epoch {best_epoch}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(True)
+            ax.legend()
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+# -- images: overlays and slice grids -------------------------------------------------------------
+
+def _resize_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if a.shape == shape:
+        return a
+    from skimage.transform import resize
+
+    return resize(a, shape, order=1, preserve_range=True, anti_aliasing=False)
+
+
+def _draw_boxes(ax: Any, boxes: Any, color: str, ls: str, labels: Sequence[str] | None = None) -> None:
+    if boxes is None:
+        return
+    arr = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    for i, (x0, y0, x1, y1) in enumerate(arr):
+        if x1 < x0 or y1 < y0:
+            raise ValueError(f"box {i} = {(x0, y0, x1, y1)} is not (x0, y0, x1, y1) with x0<=x1, y0<=y1")
+        ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.5, ls=ls))
+        if labels is not None and i < len(labels) and labels[i]:
+            ax.text(x0, y0 - 1, str(labels[i]), color=color, fontsize=7, va="bottom")
+
+
+def _show_overlay(ax: Any, image: np.ndarray, heatmap: Any, boxes_true: Any, boxes_pred: Any,
+                  alpha: float, cmap: str, vmin: float | None, vmax: float | None,
+                  pred_labels: Sequence[str] | None = None) -> Any:
+    img = np.asarray(image, dtype=float)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = np.moveaxis(img, 0, -1)  # channels-first -> channels-last
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 3:
+        lo, hi = np.nanmin(img), np.nanmax(img)
+        ax.imshow((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img))
+    else:
+        ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
+    mappable = None
+    if heatmap is not None:
+        h = _resize_to(np.asarray(heatmap, dtype=float), img.shape[:2])
+        mappable = ax.imshow(h, cmap=cmap, alpha=alpha)
+    _draw_boxes(ax, boxes_true, TRUE_COLOR, "-")
+    _draw_boxes(ax, boxes_pred, PRED_COLOR, "--", pred_labels)
+    ax.set_axis_off()
+    return mappable
+
+
+def overlay(image: Any, heatmap: Any = None, boxes_true: Any = None, boxes_pred: Any = None, *,
+            alpha: float = 0.45, cmap: str = "jet", vmin: float | None = None,
+            vmax: float | None = None, pred_labels: Sequence[str] | None = None,
+            title: str | None = None) -> Figure:
+    """Image (grey, or RGB/3-window), optional heatmap (resized to the image) and boxes.
+
+    Boxes are (x0, y0, x1, y1) in pixels: ground truth solid green, predictions dashed red
+    (with optional `pred_labels`, e.g. class and score).
+    """
+    with style():
+        fig, axes = _figure(size=(4.2, 4.2))
+        ax = axes[0, 0]
+        mappable = _show_overlay(ax, np.asarray(image), heatmap, boxes_true, boxes_pred, alpha, cmap,
+                                 vmin, vmax, pred_labels)
+        if mappable is not None:
+            fig.colorbar(mappable, ax=ax, shrink=0.75, label="activation")
+        handles = []
+        if boxes_true is not None:
+            handles.append(patches.Patch(fill=False, ec=TRUE_COLOR, label="ground truth"))
+        if boxes_pred is not None:
+            handles.append(patches.Patch(fill=False, ec=PRED_COLOR, ls="--", label="predicted"))
+        if handles:
+            ax.legend(handles=handles, loc="lower right", fontsize=7)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def slice_grid(slices: Any, *, titles: Sequence[str] | None = None, ncols: int = 6,
+               highlight: Sequence[int] = (), heatmaps: Any = None, alpha: float = 0.4,
+               vmin: float | None = None, vmax: float | None = None,
+               title: str | None = None) -> Figure:
+    """A grid of slices (Z, H, W) — e.g. a CT series — with key slices framed in red.
+
+    `highlight` lists slice indices to frame (DrCT2's top-attention slices); optional
+    `heatmaps` (Z, h, w) are overlaid per slice.
+    """
+    vol = [np.asarray(s, dtype=float) for s in slices]
+    if not vol:
+        raise ValueError("slice_grid needs at least one slice")
+    if any(s.ndim != 2 for s in vol):
+        raise ValueError("slice_grid expects 2-D slices (Z, H, W)")
+    z = len(vol)
+    ncols = max(1, min(ncols, z))
+    nrows = math.ceil(z / ncols)
+    if titles is not None and len(titles) != z:
+        raise ValueError(f"{len(titles)} titles for {z} slices")
+    bad = [i for i in highlight if not 0 <= i < z]
+    if bad:
+        raise ValueError(f"highlight indices {bad} outside 0..{z - 1}")
+    with style():
+        fig, axes = _figure(nrows, ncols, size=(1.6 * ncols, 1.7 * nrows + (0.3 if title else 0)))
+        for i, ax in enumerate(axes.ravel()):
+            if i >= z:
+                ax.set_axis_off()
+                continue
+            hm = None if heatmaps is None else heatmaps[i]
+            _show_overlay(ax, vol[i], hm, None, None, alpha, "jet", vmin, vmax)
+            ax.set_title(titles[i] if titles is not None else str(i), fontsize=7)
+            if i in highlight:
+                h, w = vol[i].shape
+                ax.add_patch(patches.Rectangle((0, 0), w - 1, h - 1, fill=False,
+                                               ec=HIGHLIGHT_COLOR, lw=2.5))
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+# -- claims: paper vs reproduced ------------------------------------------------------------------
+
+_STATUS_MARK = {"consistent": "=", "differs": "≠", "inconclusive": "?", "not run": "-",
+                "not reproducible offline": "×"}
+
+
+def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = None) -> Figure:
+    """Paper value vs reproduced value (with 95 % CI error bars), one row per claim.
+
+    `table` is the output of `brainlib.claims.compare` (or a subset). Proportions are drawn
+    on the fraction scale so percent and fraction claims share an axis; comparisons and rows
+    without a reproduced value are left out. The status is marked beside each label.
+    """
+    need = {"claim_id", "paper_value", "reproduced_value", "ci_low", "ci_high"}
+    missing = need - set(table.columns)
+    if missing:
+        raise ValueError(f"claims table lacks columns {sorted(missing)}")
+    t = table.copy()
+    if "kind" in t.columns:
+        t = t[t["kind"] != "comparison"]
+    t = t[t["reproduced_value"].notna() & t["paper_value"].notna()]
+    if t.empty:
+        raise ValueError("no claim has both a paper value and a reproduced value to plot")
+    t = t.head(max_rows)
+    scale = np.where(t.get("unit", pd.Series("fraction", index=t.index)) == "percent", 0.01, 1.0)
+    paper = t["paper_value"].to_numpy(float) * scale
+    ours = t["reproduced_value"].to_numpy(float) * scale
+    lo = t["ci_low"].to_numpy(float) * scale
+    hi = t["ci_high"].to_numpy(float) * scale
+    err = np.vstack([np.where(np.isnan(lo), 0, ours - lo), np.where(np.isnan(hi), 0, hi - ours)])
+    err = np.clip(err, 0, None)
+    status = t["status"] if "status" in t.columns else pd.Series("", index=t.index)
+    labels = [f"{_STATUS_MARK.get(s, '')} {cid}".strip() for cid, s in zip(t["claim_id"], status)]
+    n = len(t)
+    pos = np.arange(n)
+    with style():
+        fig, axes = _figure(size=(7.0, 0.8 + 0.32 * n))
+        ax = axes[0, 0]
+        h = 0.38
+        ax.barh(pos - h / 2, paper, height=h, color=PALETTE[1], label="paper")
+        ax.barh(pos + h / 2, ours, height=h, color=PALETTE[0], xerr=err,
+                error_kw={"ecolor": "0.2", "capsize": 2, "lw": 1}, label="reproduced (95% CI)")
+        ax.set_yticks(pos, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("value (proportions as fractions)")
+        ax.grid(True, axis="x")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.text(1.01, 0.0, "\n".join(f"{m} {s}" for s, m in _STATUS_MARK.items()),
+                transform=ax.transAxes, fontsize=7, va="bottom", color="0.3")
+        data_source = t["data_source"].iloc[0] if "data_source" in t.columns else None
+        ax.set_title(title or ("paper vs reproduced" + (f" — on {data_source}" if data_source else "")))
+    return fig
+
+
+__all__ = ["PALETTE", "STYLE", "claims_bars", "confusion_matrix", "overlay", "pr_curves",
+           "roc_curves", "save_figure", "slice_grid", "style", "training_curves"]

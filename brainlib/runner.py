@@ -1,0 +1,346 @@
+"""Run the notebooks headlessly with papermill (what ``./reproduce.sh`` does).
+
+Each ``notebooks/<stem>.ipynb`` runs under the Jupyter kernel ``brainlib`` with the repo root as
+working directory and writes into ``<out>/<key>/``, where ``key`` is the paper key the file
+name starts with (``brainlib.PAPERS``) or else the stem. A failing notebook is recorded in
+``<out>/<key>/status.json`` (the failing cell's error) and the next one still runs.
+
+A notebook is skipped when nothing it depends on changed since its last success: its source,
+its parameters, brainlib's code (every .py/.yaml under brainlib/ plus pyproject.toml) and its
+data (the file listing with sizes and mtimes of a real root, or the phantoms, whose generator
+is part of brainlib's code). ``force=True`` re-runs regardless.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from brainlib import PAPERS
+from brainlib._atomic import atomic_path, atomic_write
+from brainlib.paths import repo_root
+
+KERNEL_NAME = "brainlib"
+RUNNER_VERSION = 1  # bump to invalidate every stored hash
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class NotebookError(Exception):
+    """A notebook that cannot be run as is (e.g. no cell tagged `parameters`)."""
+
+
+def notebook_key(path: Path) -> str:
+    """The paper key the file name starts with (longest match), else the file stem."""
+    matches = [key for key in PAPERS if path.stem.startswith(key)]
+    return max(matches, key=len) if matches else path.stem
+
+
+def find_notebooks(notebooks_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(notebooks_dir).glob("*.ipynb") if not p.name.startswith("."))
+
+
+def _parameters_cell_index(nb: Any) -> int | None:
+    for index, cell in enumerate(nb.cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return index
+    return None
+
+
+def declared_parameters(path: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell; NotebookError if it has none.
+
+    The cell is parsed with `ast` (papermill.inspect_notebook skips annotations such as
+    ``data_root: str | None = None``); papermill's own inspection is added for cells `ast`
+    cannot parse (IPython magics).
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    index = _parameters_cell_index(nb)
+    if index is None:
+        raise NotebookError(f"{path}: no cell tagged 'parameters'; every brainlib notebook must "
+                            "declare profile, data_root, out_dir, device, seed in one")
+    names: set[str] = set()
+    try:
+        tree = ast.parse(nb.cells[index].source)
+    except SyntaxError:
+        import papermill
+
+        return set(papermill.inspect_notebook(str(path)))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    names.add(sub.id)
+    return names
+
+
+def _notebook_source_digest(path: Path) -> str:
+    """Hash of cell types, sources and tags only: re-saving a notebook with outputs changes nothing."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = [(c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", [])))
+             for c in nb.get("cells", [])]
+    return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+
+
+def package_digest(package_dir: Path | None = None) -> str:
+    """Hash of every .py/.yaml file under brainlib/ (and pyproject.toml: pinned versions)."""
+    package_dir = package_dir or Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    files = sorted(p for p in package_dir.rglob("*") if p.suffix in (".py", ".yaml", ".yml")
+                   and "__pycache__" not in p.parts)
+    pyproject = package_dir.parent / "pyproject.toml"
+    if pyproject.exists():
+        files.append(pyproject)
+    for path in files:
+        digest.update(path.relative_to(package_dir.parent).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def data_digest(data_root: str | os.PathLike[str] | None) -> str:
+    """Phantoms are fixed by brainlib's code; a real root by its listing (paths, sizes, mtimes)."""
+    if not data_root:
+        return "phantom"
+    root = Path(data_root)
+    if not root.exists():
+        raise FileNotFoundError(f"--data-root {root} does not exist")
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def input_hash(notebook: Path, parameters: dict[str, Any], package: str, data: str) -> str:
+    """Everything a notebook's results depend on, as one digest."""
+    payload = {"runner": RUNNER_VERSION, "notebook": _notebook_source_digest(notebook),
+               "parameters": parameters, "package": package, "data": data, "kernel": KERNEL_NAME,
+               "python": platform.python_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _error_record(exc: BaseException) -> dict[str, Any]:
+    """The failing cell's error name, value and a short traceback (ANSI colours removed)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        tb = "\n".join(_ANSI.sub("", line) for line in exc.traceback)
+        tb_lines = tb.splitlines()
+        return {"ename": exc.ename, "evalue": exc.evalue, "cell_index": exc.cell_index,
+                "exec_count": exc.exec_count,
+                "source": "\n".join(exc.source.splitlines()[:20]),
+                "traceback": "\n".join(tb_lines[-25:])}
+    return {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None, "traceback": ""}
+
+
+def check_kernel() -> str | None:
+    """None if the `brainlib` kernel exists, else a message saying how to register it."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        return (f"Jupyter kernel '{KERNEL_NAME}' is not registered; run ./reproduce.sh (which "
+                f"registers it) or: {sys.executable} -m ipykernel install --sys-prefix --name {KERNEL_NAME}")
+    python = spec.argv[0] if spec.argv else ""
+    if python and Path(python).exists() and Path(python).resolve() != Path(sys.executable).resolve():
+        print(f"note: kernel '{KERNEL_NAME}' runs {python}, not this interpreter ({sys.executable})",
+              flush=True)
+    return None
+
+
+def export_html(notebook: Path, html_path: Path) -> None:
+    from nbconvert import HTMLExporter
+    import nbformat
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    atomic_write(html_path, body)
+
+
+def _update_manifest(folder: Path, files: Sequence[Path], seconds: float) -> None:
+    """Add the executed notebook, its HTML and the run time to the notebook's manifest.json."""
+    from brainlib.report import sha256_file
+
+    manifest_path = folder / "manifest.json"
+    manifest = _read_json(manifest_path)
+    if manifest is None:
+        return
+    artifacts = manifest.setdefault("artifacts", {})
+    for path in files:
+        if path.exists():
+            artifacts[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest["run_seconds"] = round(seconds, 1)
+    _write_json(manifest_path, manifest)
+
+
+def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: Path,
+                 digest: str) -> dict[str, Any]:
+    """Execute one notebook into ``out_dir`` and return its status record (also written)."""
+    import papermill
+
+    from brainlib.report import clear_artifacts
+
+    folder = out_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    clear_artifacts(folder)  # a failure must not be reported beside the last success's tables
+    output = folder / notebook.name
+    html_path = output.with_suffix(".html")
+    status: dict[str, Any] = {"key": key, "notebook": str(notebook), "status": "running",
+                              "started": _now(), "parameters": parameters, "input_hash": None,
+                              "output_notebook": output.name, "html": html_path.name}
+    _write_json(folder / "status.json", status)
+    start = time.perf_counter()
+    papermill_log = logging.getLogger("papermill")
+    level = papermill_log.level
+    papermill_log.setLevel(logging.ERROR)  # its "unknown parameter" warnings misread annotations
+    headless = os.environ.get("BRAINLIB_HEADLESS")
+    os.environ["BRAINLIB_HEADLESS"] = "1"  # inherited by the kernel: widgets draw static figures
+    try:
+        # papermill rewrites its output after every cell: keep that in a temp file, rename at the end
+        with atomic_path(output) as tmp:
+            try:
+                papermill.execute_notebook(
+                    str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
+                    cwd=str(repo_root()), progress_bar=False, log_output=False,
+                    # keep the console to one line per notebook: no kernel start-up warnings
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            except Exception as exc:  # recorded; the notebook with its error banner is kept
+                status["status"], status["error"] = "failed", _error_record(exc)
+        if status["status"] == "running":
+            status["status"], status["input_hash"] = "ok", digest
+    except Exception as exc:  # papermill could not even write its output
+        status["status"], status["error"] = "failed", _error_record(exc)
+    finally:
+        papermill_log.setLevel(level)
+        if headless is None:
+            os.environ.pop("BRAINLIB_HEADLESS", None)
+        else:
+            os.environ["BRAINLIB_HEADLESS"] = headless
+    seconds = time.perf_counter() - start
+    if output.exists():
+        try:
+            export_html(output, html_path)
+        except Exception as exc:  # an export problem must not hide the run's own status
+            status["html"] = None
+            status["html_error"] = f"{type(exc).__name__}: {exc}"
+    status.update(finished=_now(), seconds=round(seconds, 1))
+    _update_manifest(folder, [output, html_path], seconds)
+    _write_json(folder / "status.json", status)
+    return status
+
+
+def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
+                  data_root: str | os.PathLike[str] | None = None,
+                  out_dir: str | os.PathLike[str] = "outputs", device: str = "auto",
+                  force: bool = False, notebooks_dir: str | os.PathLike[str] = "notebooks",
+                  seed: int | None = None) -> int:
+    """Run every notebook (or the keys in `only`); return 0 if all succeeded, else 1.
+
+    Parameters passed are those the notebook declares among ``profile, data_root, out_dir
+    (= <out>/<key>), device, seed`` (seed only when given). Prints one line per notebook.
+    """
+    nb_dir = Path(notebooks_dir)
+    if not nb_dir.is_absolute() and not nb_dir.exists():
+        nb_dir = repo_root() / nb_dir
+    out = Path(out_dir).resolve()
+    notebooks = find_notebooks(nb_dir)
+    if not notebooks:
+        print(f"error: no notebooks (*.ipynb) in {nb_dir}", file=sys.stderr)
+        return 1
+    keyed: dict[str, Path] = {}
+    for nb in notebooks:
+        key = notebook_key(nb)
+        if key in keyed:
+            print(f"error: {keyed[key].name} and {nb.name} both write to <out>/{key}; rename one",
+                  file=sys.stderr)
+            return 1
+        keyed[key] = nb
+    if only:
+        unknown = sorted(set(only) - set(keyed))
+        if unknown:
+            print(f"error: --only {','.join(unknown)}: no such notebook in {nb_dir} "
+                  f"(available: {', '.join(keyed)})", file=sys.stderr)
+            return 1
+        keyed = {k: v for k, v in keyed.items() if k in only}
+    kernel_problem = check_kernel()
+    if kernel_problem:
+        print(f"error: {kernel_problem}", file=sys.stderr)
+        return 1
+
+    root = str(Path(data_root).resolve()) if data_root else None
+    data = data_digest(root)
+    package = package_digest()
+    failures = 0
+    total = len(keyed)
+    for index, (key, nb) in enumerate(keyed.items(), start=1):
+        folder = out / key
+        prefix = f"[{index}/{total}] {key:<18}"
+        try:
+            declared = declared_parameters(nb)
+        except NotebookError as exc:
+            failures += 1
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_json(folder / "status.json", {
+                "key": key, "notebook": str(nb), "status": "failed", "started": _now(),
+                "finished": _now(), "seconds": 0.0, "input_hash": None,
+                "error": {"ename": "NotebookError", "evalue": str(exc), "cell_index": None}})
+            print(f"{prefix} FAILED  no parameters cell ({nb.name})", flush=True)
+            continue
+        offered = {"profile": profile, "data_root": root, "out_dir": str(folder), "device": device}
+        if seed is not None:
+            offered["seed"] = seed
+        parameters = {k: v for k, v in offered.items() if k in declared}
+        digest = input_hash(nb, parameters, package, data)
+        previous = _read_json(folder / "status.json")
+        if (not force and previous and previous.get("status") == "ok"
+                and previous.get("input_hash") == digest and (folder / nb.name).exists()):
+            previous["reused_at"] = _now()
+            _write_json(folder / "status.json", previous)
+            print(f"{prefix} unchanged, skipped (last run {previous.get('seconds', 0):.1f} s; --force re-runs)",
+                  flush=True)
+            continue
+        print(f"{prefix} running {nb.name} ... ", end="", flush=True)
+        status = run_notebook(nb, key, parameters, folder, digest)
+        if status["status"] == "ok":
+            print(f"ok  {status['seconds']:.1f} s", flush=True)
+        else:
+            failures += 1
+            err = status.get("error", {})
+            where = f" (cell {err['cell_index']})" if err.get("cell_index") is not None else ""
+            print(f"FAILED  {status['seconds']:.1f} s  {err.get('ename')}: "
+                  f"{str(err.get('evalue', ''))[:200]}{where}", flush=True)
+    if failures:
+        print(f"{failures} of {total} notebook(s) failed; see {out}/<key>/status.json", flush=True)
+    return 1 if failures else 0

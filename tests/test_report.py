@@ -1,0 +1,235 @@
+"""brainlib.report and brainlib._atomic: Run artefacts, manifest hashes, REPORT.md."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # noqa: E402  (tests only; the library never changes the backend)
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from brainlib import PAPERS, report
+from brainlib._atomic import atomic_path, atomic_write
+from brainlib.report import DataSource, as_data_source, start_run, write_report
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def run(tmp_path):
+    return start_run("he2024", {"profile": "smoke", "seed": 3, "device": "cpu"}, tmp_path / "he2024",
+                     "phantom:rsna", deviations=["VGG-16 width 1/4"], notes=["VGG-16 random init"])
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write(target, "one")
+    atomic_write(target, b"two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
+
+
+def test_atomic_path_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "a.csv"
+    atomic_write(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.suffix == ".csv" and tmp.parent == tmp_path
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]
+
+
+def test_data_source_labels():
+    phantom = as_data_source("phantom:rsna")
+    assert phantom.is_phantom
+    assert phantom.label == "synthetic phantoms (RSNA layout) — not the paper's dataset"
+    real = report.data_source("/data/rsna", layout="rsna")
+    assert real.kind == "real" and real.root == "/data/rsna" and "RSNA" in real.label
+    assert as_data_source(None).is_phantom
+    assert as_data_source(real.to_dict()) == DataSource("real", "rsna", "/data/rsna", {})
+    with pytest.raises(ValueError):
+        DataSource("real")
+    with pytest.raises(ValueError):
+        DataSource("imaginary")
+
+
+def test_save_table_three_formats_with_caption(run):
+    df = pd.DataFrame({"model": ["WSO_A", "baseline"], "auc": [0.91234, 0.8], "n": [10, 12]})
+    paths = run.save_table(df, "table3", "AUC per model")
+    assert set(paths) == {"csv", "md", "tex"}
+    back = pd.read_csv(paths["csv"])
+    pd.testing.assert_frame_equal(back, df)
+    md = paths["md"].read_text()
+    assert "AUC per model. Data: synthetic phantoms (RSNA layout) — not the paper's dataset." in md
+    assert "Deviations from the paper: VGG-16 width 1/4." in md
+    assert "| WSO_A | 0.9123 | 10 |" in md
+    tex = paths["tex"].read_text()
+    assert r"WSO\_A & 0.9123 & 10 \\" in tex and r"\caption{AUC per model." in tex
+    with pytest.raises(ValueError):
+        run.save_table(df, "../escape")
+    with pytest.raises(TypeError):
+        run.save_table([1, 2], "table4")
+
+
+def test_save_table_keeps_named_index(run):
+    df = pd.DataFrame({"auc": [0.5]}, index=pd.Index(["any"], name="class"))
+    path = run.save_table(df, "table5")["csv"]
+    assert pd.read_csv(path).columns.tolist() == ["class", "auc"]
+
+
+def test_save_predictions_validates_columns(run):
+    good = pd.DataFrame({"case_id": ["a", "b"], "label_any": [1, 0], "score_any": [0.9, 0.2], "fold": [0, 1]})
+    path = run.save_predictions(good, "val")
+    assert path == run.out_dir / "predictions" / "val.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(path), good)
+    with pytest.raises(ValueError, match="no score column for \\['any'\\]"):
+        run.save_predictions(good.drop(columns="score_any"), "bad")
+    with pytest.raises(ValueError, match="case_id"):
+        run.save_predictions(good.drop(columns="case_id"), "bad")
+    with pytest.raises(ValueError, match="no label column"):
+        run.save_predictions(good.assign(score_edh=0.1), "bad")
+
+
+def test_save_figure_png_and_pdf(run):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    paths = run.save_figure(fig, "fig6_roc")
+    plt.close(fig)
+    assert [p.name for p in paths] == ["fig6_roc.png", "fig6_roc.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+
+
+@dataclass
+class _Skipped:  # same fields as brainlib.io.Skipped
+    path: str
+    error: str
+    reason: str
+
+
+def test_skipped_and_manifest_hashes(run):
+    run.save_table(pd.DataFrame({"a": [1]}), "table1")
+    run.add_skipped([_Skipped("x/ID_1.dcm", "MissingPixelDataError", "truncated pixel data")])
+    run.add_skipped([{"path": "x/ID_2.dcm", "reason": "not CT", "error": "NotCTError"}])
+    with pytest.raises(ValueError):
+        run.add_skipped([{"path": "x"}])
+    (run.out_dir / "he2024.ipynb").write_text("{}")  # runner-owned: hashed by the runner, not here
+    manifest_path = run.finish()
+    manifest = json.loads(manifest_path.read_text())
+    skipped = pd.read_csv(run.out_dir / "skipped.csv")
+    assert skipped["path"].tolist() == ["x/ID_1.dcm", "x/ID_2.dcm"]
+    assert manifest["skipped"]["count"] == 2
+    assert manifest["seed"] == 3 and manifest["device"] == "cpu"
+    assert manifest["parameters"]["profile"] == "smoke"
+    assert manifest["data_source"]["kind"] == "phantom"
+    assert manifest["notes"] == ["VGG-16 random init"] and manifest["deviations"] == ["VGG-16 width 1/4"]
+    assert {"torch", "numpy", "pydicom", "scikit-learn", "brainlib", "python"} <= set(manifest["packages"])
+    assert "commit" in manifest["git"] and "dirty" in manifest["git"]
+    assert manifest["started"] <= manifest["ended"]
+    arts = manifest["artifacts"]
+    assert set(arts) == {"tables/table1.csv", "tables/table1.md", "tables/table1.tex", "skipped.csv"}
+    for rel, info in arts.items():
+        assert info["sha256"] == _sha(run.out_dir / rel)
+
+
+def test_start_run_clears_stale_artefacts(run, tmp_path):
+    run.save_table(pd.DataFrame({"a": [1]}), "old_table")
+    run.finish()
+    again = start_run("he2024", {}, tmp_path / "he2024", None)
+    assert not (again.out_dir / "tables" / "old_table.csv").exists()
+    assert not (again.out_dir / "manifest.json").exists()
+
+
+def test_compare_claims_saves_claims_and_audit(run, monkeypatch):
+    import brainlib.claims as claims
+
+    calls = {}
+
+    def fake_compare(paper, measured, data_source):
+        calls["compare"] = (paper, list(measured["claim_id"]), data_source)
+        return pd.DataFrame({"claim_id": ["t3.auc"], "paper_value": [0.9], "reproduced_value": [0.7],
+                             "ci_low": [0.6], "ci_high": [0.8], "status": ["differs"]})
+
+    def fake_audit(paper, out_dir=None):
+        calls["audit"] = paper
+        return pd.DataFrame({"check": ["f1"], "message": ["F1 != 2PR/(P+R)"]})
+
+    monkeypatch.setattr(claims, "compare", fake_compare, raising=False)
+    monkeypatch.setattr(claims, "audit", fake_audit, raising=False)
+    measured = pd.DataFrame({"claim_id": ["t3.auc"], "value": [0.7], "ci_low": [0.6], "ci_high": [0.8]})
+    table = run.compare_claims(measured)
+    assert calls["compare"][:2] == ("he2024", ["t3.auc"]) and "synthetic phantoms" in calls["compare"][2]
+    assert calls["audit"] == "he2024"
+    assert table["status"].tolist() == ["differs"]
+    assert (run.out_dir / "tables" / "claims.csv").exists() and (run.out_dir / "tables" / "audit.md").exists()
+    with pytest.raises(ValueError, match="ci_high"):
+        run.compare_claims(measured.drop(columns="ci_high"))
+
+
+def _fake_outputs(out: Path, nb_dir: Path) -> None:
+    nb_dir.mkdir()
+    for name in ("he2024.ipynb", "wang_drct2.ipynb", "explore_ct_windows.ipynb"):
+        (nb_dir / name).write_text("{}")
+    ok = start_run("he2024", {"profile": "quick", "seed": 0}, out / "he2024", "phantom:rsna",
+                   notes=["VGG-16 random init"])
+    ok.save_table(pd.DataFrame({"claim_id": ["a", "b", "c"], "paper_value": [0.9, 0.8, 0.7],
+                                "status": ["consistent", "differs", "not reproducible offline"]}), "claims")
+    ok.save_table(pd.DataFrame({"check": ["table2"], "message": ["brain b printed without its sign"]}), "audit")
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ok.save_figure(fig, "fig7_windows")
+    plt.close(fig)
+    ok.add_skipped([{"path": "ID_6431af929.dcm", "error": "MissingPixelDataError", "reason": "truncated"}])
+    ok.finish()
+    (out / "he2024" / "status.json").write_text(json.dumps(
+        {"status": "ok", "seconds": 61.0, "finished": "2026-01-01T00:00:00+00:00",
+         "parameters": {"profile": "quick"}, "output_notebook": "he2024.ipynb", "html": "he2024.html"}))
+    (out / "wang_drct2").mkdir(parents=True)
+    (out / "wang_drct2" / "status.json").write_text(json.dumps(
+        {"status": "failed", "seconds": 3.0, "parameters": {"profile": "quick"},
+         "error": {"ename": "ValueError", "evalue": "planted failure", "cell_index": 4,
+                   "traceback": "Traceback ...\nValueError: planted failure"}}))
+
+
+def test_write_report_lists_every_paper_and_failures(tmp_path):
+    out = tmp_path / "outputs"
+    _fake_outputs(out, tmp_path / "notebooks")
+    md_path = write_report(out, notebooks_dir=tmp_path / "notebooks")
+    text = md_path.read_text()
+    for key in PAPERS:
+        assert f"## {key} —" in text
+    assert "1 notebook(s) failed: wang_drct2" in text
+    assert "`ValueError: planted failure` in cell 4" in text
+    assert "1 consistent, 1 differs, 1 not reproducible offline" in text
+    assert 'src="he2024/figures/fig7_windows.png"' in text
+    assert "brain b printed without its sign" in text
+    assert "ID_6431af929.dcm" in text and "VGG-16 random init" in text
+    assert "synthetic phantoms (RSNA layout) — not the paper's dataset" in text
+    assert "Run time: 61 s" in text
+    for key in ("yin2024", "lin2021", "pandiyaraju2024"):
+        section = text.split(f"## {key} —")[1].split("\n## ")[0]
+        assert "no notebook yet" in section
+    html = (out / "REPORT.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "planted failure" in html and "<img" in html
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_compare_claims_with_the_real_registry(run):
+    claims = pytest.importorskip("brainlib.claims")
+    registry = claims.load_claims("he2024")
+    claim_id = registry.loc[registry["kind"] == "value", "claim_id"].iloc[0]
+    measured = pd.DataFrame({"claim_id": [claim_id], "value": [0.5], "ci_low": [0.4], "ci_high": [0.6]})
+    table = run.compare_claims(measured)
+    row = table.set_index("claim_id").loc[claim_id]
+    assert row["reproduced_value"] == 0.5 and row["status"] == "differs"
+    assert "synthetic phantoms" in row["data_source"]
+    assert len(table) == len(registry)  # every claim listed, most "not run" here
+    manifest = json.loads(run.finish().read_text())
+    assert {"tables/claims.csv", "tables/audit.csv", "tables/claims.md"} <= set(manifest["artifacts"])
