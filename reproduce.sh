@@ -108,7 +108,7 @@ else
     echo "reproduce.sh: installing brainlib and its pinned dependencies into $VENV"
     echo "              (first time: several minutes, PyTorch is large)"
     start=$SECONDS
-    "$PY" -m pip install --disable-pip-version-check --progress-bar off -e "$ROOT[notebooks,dev]"
+    "$PY" -m pip install --disable-pip-version-check --progress-bar off -q -e "$ROOT[notebooks,dev]"
     echo "$want" > "$stamp"
     echo "reproduce.sh: installed in $((SECONDS - start)) s"
   fi

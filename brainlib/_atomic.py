@@ -1,8 +1,10 @@
 """Atomic file writes: a reader never sees a half-written output.
 
-Every output brainlib writes (tables, figures, manifests, checkpoints, the report) goes
-through here: write to a temporary file in the destination folder, flush it to disk, then
-`os.replace` it over the target. A crash leaves the old file (or none), never a torn one.
+Every output brainlib writes (tables, figures, manifests, checkpoints, the report, slice
+caches, phantom trees, skipped lists) goes through here: write to a temporary file in the
+destination folder, flush it to disk, then `os.replace` it over the target. A crash leaves
+the old file (or none), never a torn one. Bulk, regenerable outputs pass ``fsync=False``:
+still atomic for readers, without one disk flush per file.
 """
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.
 
     Use it for writers that want a file name (``fig.savefig``, ``torch.save``,
-    ``df.to_csv``). The temporary name keeps the target's suffix so writers that infer
-    the format from the extension still work. On an exception the temporary file is
-    removed and `path` is left untouched.
+    ``np.save``, ``ds.save_as``). The temporary name keeps the target's suffix so writers
+    that infer the format from the extension still work. On an exception the temporary file
+    is removed and `path` is left untouched. ``fsync=False`` skips the flush to disk (the
+    rename stays atomic) for bulk, regenerable outputs such as phantom slices and caches,
+    where one fsync per file would dominate the cost.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -33,8 +37,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             continue
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:  # make the bytes durable before the rename
-            os.fsync(handle.fileno())
+        if fsync:
+            with open(tmp, "rb+") as handle:  # make the bytes durable before the rename
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -42,10 +47,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: str | os.PathLike[str], data: str | bytes, encoding: str = "utf-8") -> Path:
+def atomic_write(path: str | os.PathLike[str], data: str | bytes, encoding: str = "utf-8", *,
+                 fsync: bool = True) -> Path:
     """Write `data` (text or bytes) to `path` atomically and return the path."""
     target = Path(path)
     payload = data.encode(encoding) if isinstance(data, str) else bytes(data)
-    with atomic_path(target) as tmp:
+    with atomic_path(target, fsync=fsync) as tmp:
         tmp.write_bytes(payload)
     return target

@@ -22,9 +22,7 @@ Conventions
 from __future__ import annotations
 
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -37,6 +35,8 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from brainlib._atomic import atomic_path
 
 __all__ = [
     "EpochShuffleSampler",
@@ -122,6 +122,7 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose seeded order ``__iter__`` yields (called by :func:`fit`)."""
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[int]:
@@ -297,19 +298,9 @@ def _make_optimizer(
 
 # --------------------------------------------------------------------------- checkpoints
 def _atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save through `brainlib._atomic.atomic_path` (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state(loaders: Sequence[DataLoader | None]) -> dict[str, Any]:

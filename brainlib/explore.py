@@ -49,7 +49,7 @@ def load_example_study(data_root: str | Path | None = None, study: str | int | N
         return ExampleStudy(load_source(data_root), f"DICOM data from {data_root}", source="real")
     from brainlib.data.synth import ensure_phantoms, load_truth
 
-    root = ensure_phantoms("rsna", n_studies=8, seed=seed, size=size)
+    root = ensure_phantoms("rsna", n_studies=24, seed=seed, size=size)
     truth = load_truth(root)
     studies = truth.study_labels
     if study is None:

@@ -148,6 +148,26 @@ def _one_vs_rest(y_true: Any, y_score: Any, classes: Sequence[str] | None) -> tu
     return y, score, names
 
 
+def _labelled_columns(y: np.ndarray, score: np.ndarray,
+                      names: list[str]) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """Per class: name, its palette colour (same in ROC and PR figures), labelled targets
+    and their scores (NaN targets dropped)."""
+    for i, name in enumerate(names):
+        keep = ~np.isnan(y[:, i])
+        yield name, PALETTE[i % len(PALETTE)], y[keep, i], score[keep, i]
+
+
+def _finish_unit_axes(ax: Any, xlabel: str, ylabel: str, legend_loc: str, title: str) -> None:
+    """Common frame of the ROC and PR plots: [0, 1] axes, labels, grid, legend, title."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True)
+    ax.legend(loc=legend_loc)
+    ax.set_title(title)
+
+
 def roc_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *,
                title: str | None = None) -> Figure:
     """ROC curve per class (one-vs-rest), AUC in the legend; NaN targets are ignored."""
@@ -156,24 +176,15 @@ def roc_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, 
         fig, axes = _figure(size=(4.6, 4.2))
         ax = axes[0, 0]
         ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=1)
-        for i, name in enumerate(names):
-            keep = ~np.isnan(y[:, i])
-            yt, ys = y[keep, i], score[keep, i]
-            color = PALETTE[i % len(PALETTE)]
+        for name, color, yt, ys in _labelled_columns(y, score, names):
             if len(np.unique(yt)) < 2:
                 ax.plot([], [], color=color, label=f"{name} (AUC n/a: one class)")
                 continue
             fpr, tpr, _ = skm.roc_curve(yt, ys)
             auc = skm.roc_auc_score(yt, ys)
             ax.plot(fpr, tpr, color=color, label=f"{name} (AUC = {auc:.3f})")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
         ax.set_aspect("equal")
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.grid(True)
-        ax.legend(loc="lower right")
-        ax.set_title(title or "ROC")
+        _finish_unit_axes(ax, "false positive rate", "true positive rate", "lower right", title or "ROC")
     return fig
 
 
@@ -184,10 +195,7 @@ def pr_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *
     with style():
         fig, axes = _figure(size=(4.6, 4.2))
         ax = axes[0, 0]
-        for i, name in enumerate(names):
-            keep = ~np.isnan(y[:, i])
-            yt, ys = y[keep, i], score[keep, i]
-            color = PALETTE[i % len(PALETTE)]
+        for name, color, yt, ys in _labelled_columns(y, score, names):
             if yt.sum() == 0:
                 ax.plot([], [], color=color, label=f"{name} (AP n/a: no positives)")
                 continue
@@ -196,13 +204,7 @@ def pr_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *
             ax.step(rec, prec, where="post", color=color,
                     label=f"{name} (AP = {ap:.3f}, prev. {yt.mean():.2f})")
             ax.axhline(yt.mean(), color=color, ls=":", lw=0.8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_xlabel("recall")
-        ax.set_ylabel("precision")
-        ax.grid(True)
-        ax.legend(loc="lower left")
-        ax.set_title(title or "precision-recall")
+        _finish_unit_axes(ax, "recall", "precision", "lower left", title or "precision-recall")
     return fig
 
 

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from brainlib import PAPERS, __version__
-from brainlib._atomic import atomic_path, atomic_write
+from brainlib._atomic import atomic_write
 from brainlib.paths import repo_root
 
 PAPER_TITLES: dict[str, str] = {
@@ -335,19 +335,11 @@ class Run:
 
     def save_figure(self, fig: Any, name: str) -> list[Path]:
         """Write ``figures/<name>.png`` and ``.pdf`` (the figure stays open for display)."""
+        from brainlib.plots import save_figure  # one style, atomic PNG + PDF
+
         _check_name(name)
         stem = self.out_dir / "figures" / name
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            from brainlib.plots import save_figure as plots_save_figure
-        except ImportError:
-            plots_save_figure = None
-        if plots_save_figure is not None:
-            plots_save_figure(fig, stem)
-        else:
-            for ext in ("png", "pdf"):
-                with atomic_path(stem.with_name(f"{name}.{ext}")) as tmp:
-                    fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        save_figure(fig, stem)
         paths = [stem.with_name(f"{name}.{ext}") for ext in ("png", "pdf")]
         missing = [str(p) for p in paths if not p.exists()]
         if missing:

@@ -300,7 +300,11 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
         return 1
 
     root = str(Path(data_root).resolve()) if data_root else None
-    data = data_digest(root)
+    try:
+        data = data_digest(root)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     package = package_digest()
     failures = 0
     total = len(keyed)

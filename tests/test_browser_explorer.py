@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def lab(tmp_path):
+def lab(tmp_path, brainlib_kernel):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (Debian package `chromium`); browser test skipped")
     pytest.importorskip("playwright", reason="playwright (pip) is needed to drive Chromium")
@@ -80,7 +80,7 @@ def test_width_slider_changes_image_and_readout(lab, tmp_path):
         page.goto(f"{base}/lab/tree/explore_ct_windows.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=90_000)
         # Wait for the brainlib kernel to be idle, then Run > Run All Cells.
-        page.get_by_text("Python (brainlib) | Idle").first.wait_for(timeout=120_000)
+        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=120_000)
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         slider = page.locator(".widget-hslider", has_text="width (HU)").first

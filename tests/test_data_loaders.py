@@ -403,3 +403,27 @@ def test_cq500_phantom_round_trip(phantoms: dict[str, Path]) -> None:
         # the chosen series in the generator's z order although file names are shuffled
         chosen = mine[mine.series_description == thinnest].sort_values("z_index")
         assert [str(root / p) for p in chosen.path] == list(row.paths)
+
+
+def test_window_names_and_hu_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRAINLIB_CACHE", str(tmp_path / "cache"))
+    _make_rsna(tmp_path / "rsna")
+    one = RSNADataset(tmp_path / "rsna", windows=("brain",), size=SIZE, progress=False)
+    assert one[0]["x"].shape == (1, SIZE, SIZE) and one.pixels.windows[0] == (40.0, 80.0)
+    hu = RSNADataset(tmp_path / "rsna", windows=None, size=SIZE, progress=False)
+    hu_direct = RSNADataset(tmp_path / "rsna", windows=None, size=SIZE, cache=False)
+    x = hu[0]["x"]
+    assert x.shape == (1, SIZE, SIZE) and float(x.min()) < -50 and float(x.max()) > 150
+    assert torch.equal(x, hu_direct[0]["x"])
+
+
+def test_sample_studies_and_resolve_windows() -> None:
+    from brainlib.data.base import default_windows, resolve_windows, sample_studies
+
+    pick = sample_studies(10, 4, seed=3)
+    assert pick.tolist() == sorted(set(pick.tolist())) and len(pick) == 4 and pick.max() < 10
+    assert np.array_equal(pick, sample_studies(10, 4, seed=3))  # same seed, same studies
+    assert sample_studies(3, 10, seed=0).tolist() == [0, 1, 2]  # more asked than exist: all
+    assert resolve_windows("default") == default_windows()
+    assert resolve_windows(None) is None
+    assert resolve_windows(((40, 80),)) == ((40, 80),)

@@ -200,6 +200,16 @@ def test_macro_prf_skips_classes_without_positives():
     assert m["recall"] == pytest.approx((0.5 + 1.0) / 2)
     assert m["precision"] == pytest.approx(1.0)
     assert m["f1"] == pytest.approx((2 / 3 + 1.0) / 2)
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((40, 5)) < 0.3).astype(float)
+    y[:, 4] = 0
+    s = rng.random((40, 5))
+    p, r, f, _ = precision_recall_fscore_support(y[:, :4].astype(int), (s[:, :4] >= 0.5).astype(int),
+                                                 average="macro", zero_division=0)
+    m = wang.macro_prf(y, s)
+    assert (m["precision"], m["recall"], m["f1"], m["n_classes"]) == pytest.approx((p, r, f, 4))
 
 
 def _toy_scandata(n_scans=16, m=6, d=8, seed=0):

@@ -36,6 +36,16 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
 
 
+def test_atomic_write_without_fsync_and_permissions(tmp_path):
+    target = atomic_write(tmp_path / "bulk.bin", b"\x00\x01", fsync=False)
+    assert target.read_bytes() == b"\x00\x01"
+    status = Path("/proc/self/status")
+    if status.exists():  # mkstemp would give 0600; outputs get the usual 0666 minus umask
+        umask = next(int(line.split()[1], 8) for line in status.read_text().splitlines()
+                     if line.startswith("Umask:"))
+        assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_atomic_path_keeps_old_file_on_error(tmp_path):
     target = tmp_path / "a.csv"
     atomic_write(target, "old")

@@ -96,7 +96,7 @@ def test_refuses_notebook_without_parameters_cell(notebooks, tmp_path, brainlib_
     assert "no parameters cell" in capsys.readouterr().out
 
 
-def test_bad_selection_and_duplicate_keys(notebooks, tmp_path, capsys):
+def test_bad_selection_and_duplicate_keys(notebooks, tmp_path, capsys, brainlib_kernel):
     assert run_notebooks("smoke", ["nope"], None, tmp_path / "out", "cpu", False, notebooks) == 1
     assert "--only nope: no such notebook" in capsys.readouterr().err
     shutil.copy(notebooks / "demo_ok.ipynb", notebooks / "he2024.ipynb")
@@ -104,6 +104,10 @@ def test_bad_selection_and_duplicate_keys(notebooks, tmp_path, capsys):
     assert run_notebooks("smoke", None, None, tmp_path / "out", "cpu", False, notebooks) == 1
     assert "both write to <out>/he2024" in capsys.readouterr().err
     assert run_notebooks("smoke", None, None, tmp_path / "out", "cpu", False, tmp_path / "empty") == 1
+    (notebooks / "he2024_more.ipynb").unlink()
+    assert run_notebooks("smoke", ["demo_ok"], tmp_path / "no_data", tmp_path / "out", "cpu", False,
+                         notebooks) == 1
+    assert "no_data does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow

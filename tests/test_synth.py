@@ -325,7 +325,8 @@ def test_bad_arguments_and_missing_truth(tmp_path):
 
 
 def test_fracture_mask_lies_in_the_skull():
-    seed = next(s for s in range(3000) if draw_subject(s, 0.0)["fractures"])
+    # a fracture plane near vertical crosses the thick axial slices (a near-horizontal one hides in the slab)
+    seed = next(s for s in range(3000) if any(abs(f["n"][2]) < 0.4 for f in draw_subject(s, 0.0)["fractures"]))
     st = make_head_study(seed, size=128, difficulty=0.0)
     f = st.masks[FRACTURE]
     assert f.any()

@@ -171,3 +171,22 @@ def test_headless_display_renders_static_figure(volume, monkeypatch):
     assert headless()
     fig = WindowExplorer(volume).figure()
     assert len(fig.axes) == 2
+
+
+@pytest.mark.slow
+def test_explorer_notebook_runs_headless(tmp_path, brainlib_kernel, monkeypatch):
+    """Under papermill (no frontend) the explorer notebook runs and shows static figures."""
+    import papermill as pm
+    from pathlib import Path
+
+    monkeypatch.setenv("BRAINLIB_HEADLESS", "1")
+    src = Path(__file__).resolve().parent.parent / "notebooks" / "explore_ct_windows.ipynb"
+    out = tmp_path / "explore.ipynb"
+    nb = pm.execute_notebook(str(src), str(out), kernel_name=brainlib_kernel, progress_bar=False,
+                             parameters={"seed": 0})
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # the explorer's static figure and the brain/subdural comparison
+    html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert any("blood vs bone" in h for h in html)

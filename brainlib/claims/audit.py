@@ -321,30 +321,29 @@ class _Auditor:
                      detail=f"{label} holds {int(total)} cases (row totals {m.sum(axis=1).astype(int).tolist()}); "
                             f"{ref} = {self.stated(ref)}", note=note)
         if "accuracy" in chk:
-            ref = chk["accuracy"]
-            c = self.by_id[ref]
-            lo, hi = c.interval()
-            ok = lo - 1e-12 <= acc <= hi + 1e-12
-            self.add(check=name, kind="confusion_accuracy", severity=sev, ok=ok, claims=[ref] + cells,
-                     stated=self.stated(ref), computed=acc / c.scale,
-                     stated_iv=(lo / c.scale, hi / c.scale), computed_iv=(acc / c.scale, acc / c.scale),
-                     detail=f"{label}: trace/total = {int(correct)}/{int(total)} = {acc / c.scale:.4g}"
-                            f"{'%' if c.unit == 'percent' else ''}; {ref} = {self.stated(ref)}", note=note)
+            self._matrix_value(name, "confusion_accuracy", sev, chk["accuracy"], acc, cells,
+                               f"{label}: trace/total = {int(correct)}/{int(total)}", note)
         if "kappa" in chk:
-            ref = chk["kappa"]
-            c = self.by_id[ref]
             idx = np.arange(k)
             counts = m.astype(int).ravel()
             y_true = np.repeat(np.repeat(idx, k), counts)
             y_pred = np.repeat(np.tile(idx, k), counts)
             kappa = float(cohen_kappa_score(y_true, y_pred))
-            lo, hi = c.interval()
-            ok = lo - 1e-12 <= kappa <= hi + 1e-12
-            self.add(check=name, kind="confusion_kappa", severity=sev, ok=ok, claims=[ref] + cells,
-                     stated=self.stated(ref), computed=kappa / c.scale,
-                     stated_iv=(lo / c.scale, hi / c.scale), computed_iv=(kappa / c.scale, kappa / c.scale),
-                     detail=f"{label}: Cohen's kappa of the matrix = {kappa / c.scale:.4g}"
-                            f"{'%' if c.unit == 'percent' else ''}; {ref} = {self.stated(ref)}", note=note)
+            self._matrix_value(name, "confusion_kappa", sev, chk["kappa"], kappa, cells,
+                               f"{label}: Cohen's kappa of the matrix", note)
+
+    def _matrix_value(self, name: str, kind: str, sev: str, ref: str, value: float,
+                      cells: list[str], what: str, note: str) -> None:
+        """A value computed exactly from a confusion matrix against the printed claim `ref`."""
+        c = self.by_id[ref]
+        lo, hi = c.interval()
+        ok = lo - 1e-12 <= value <= hi + 1e-12
+        shown = value / c.scale
+        self.add(check=name, kind=kind, severity=sev, ok=ok, claims=[ref] + cells,
+                 stated=self.stated(ref), computed=shown,
+                 stated_iv=(lo / c.scale, hi / c.scale), computed_iv=(shown, shown),
+                 detail=f"{what} = {shown:.4g}{'%' if c.unit == 'percent' else ''}; "
+                        f"{ref} = {self.stated(ref)}", note=note)
 
     def _check_directions(self) -> None:
         """A comparative claim with two numeric sides must hold in the paper's own numbers."""

@@ -141,6 +141,7 @@ class PaperClaims:
 
     @property
     def by_id(self) -> dict[str, Claim]:
+        """Claims keyed by their id."""
         return {c.id: c for c in self.claims}
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from brainlib._atomic import atomic_path
 from brainlib.data import pixels as _pixels
 
 #: Default windows for CT datasets: brain, subdural and soft tissue (the usual RSNA stack).
@@ -35,6 +34,18 @@ def default_windows() -> tuple:
     import brainlib.io as bio
 
     return tuple(getattr(bio, name) for name in DEFAULT_WINDOW_NAMES)
+
+
+def resolve_windows(windows: Sequence[Any] | None | str) -> Sequence[Any] | None:
+    """The loaders' ``windows`` keyword: ``"default"`` -> :func:`default_windows`, else as given."""
+    return default_windows() if isinstance(windows, str) and windows == "default" else windows
+
+
+def sample_studies(n: int, max_studies: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``max_studies`` of ``n`` whole studies drawn with ``seed``: the
+    loaders' ``max_studies`` + ``seed`` keywords (same seed, same studies, in input order)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:max_studies])
 
 
 class DatasetError(ValueError):
@@ -100,10 +111,7 @@ class BaseDataset(Dataset):
         self.transform = transform
         self.seq_len = seq_len
         if pixel_store is None:
-            pixel_store = _pixels.PixelStore(
-                default_windows() if isinstance(windows, str) and windows == "default" else windows,
-                size,
-            )
+            pixel_store = _pixels.PixelStore(resolve_windows(windows), size)
         self.pixels = pixel_store
 
     # ----------------------------------------------------------------- bookkeeping
@@ -120,6 +128,11 @@ class BaseDataset(Dataset):
         """Grouping key for folds (same study never split), ``metadata['group']`` or case id."""
         col = "group" if "group" in self.metadata.columns else "case_id"
         return self.metadata[col].to_numpy()
+
+    @property
+    def slice_classes(self) -> tuple[str, ...]:
+        """Column names of ``slice_labels`` (the dataset's classes)."""
+        return self.classes
 
     @property
     def collate_fn(self) -> Callable[[list[dict[str, Any]]], dict[str, Any]] | None:
@@ -272,14 +285,8 @@ def scan_cached(folder: str | Path, pattern: str = "**/*.dcm", workers: int = 0,
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass  # unreadable cache entry: rescan and overwrite
     result = bio.scan_folder(folder, pattern=pattern, workers=workers)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(target, fsync=False) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)  # streamed: the index is large
     return result
 
 

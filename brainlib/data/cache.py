@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from brainlib._atomic import atomic_path, atomic_write
 from brainlib.io.dicom import StoredSlice, read_stored
 from brainlib.io.errors import DicomError, Skipped, UnreadableDicomError
 from brainlib.io.window import Window, WindowLike, as_window
@@ -249,12 +250,6 @@ def cache_key(paths: Sequence[str], windows: Sequence[Window] | None, size: int)
     return h.hexdigest()[:20]
 
 
-def _atomic_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def _load(npy: Path, meta_path: Path, windows: tuple[Window, ...] | None, size: int) -> SliceCache | None:
     if not (npy.exists() and meta_path.exists()):
         return None
@@ -311,9 +306,8 @@ def build_cache(
         return found
 
     shape, dtype = _shape(wins, size), _dtype(wins)
-    tmp = root / f".slices-{key}.{os.getpid()}.tmp.npy"
-    final_tmp = root / f".slices-{key}.{os.getpid()}.final.npy"
-    try:
+    # No fsync: the cache is regenerable and can be GBs; the renames keep readers safe.
+    with atomic_path(npy, fsync=False) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(srcs), *shape))
         offset = int(arr.offset)
         del arr  # rows are written with pwrite (see _RowWriter)
@@ -338,30 +332,25 @@ def build_cache(
                 writer.close()
         bar.close()
         keep = [r for r in range(len(srcs)) if r not in failures]
-        if failures:  # compact: copy the good rows into the final array
+        if failures:  # compact: copy the good rows over the scratch array
             src = np.load(tmp, mmap_mode="r")
-            dst = np.lib.format.open_memmap(final_tmp, mode="w+", dtype=dtype, shape=(len(keep), *shape))
-            for start in range(0, len(keep), 256):
-                rows = keep[start : start + 256]
-                dst[start : start + len(rows)] = src[rows]
-            dst.flush()
-            del src, dst
-            os.replace(final_tmp, npy)
-        else:
-            os.replace(tmp, npy)
-        meta = {
-            "version": CACHE_VERSION,
-            "key": key,
-            "size": size,
-            "windows": None if wins is None else [list(w) for w in wins],
-            "dtype": dtype.name,
-            "paths": [srcs[r] for r in keep],
-            "skipped": [vars(failures[r]) for r in sorted(failures)],
-        }
-        _atomic_json(meta, meta_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        final_tmp.unlink(missing_ok=True)
+            with atomic_path(tmp, fsync=False) as compact:
+                dst = np.lib.format.open_memmap(compact, mode="w+", dtype=dtype, shape=(len(keep), *shape))
+                for start in range(0, len(keep), 256):
+                    rows = keep[start : start + 256]
+                    dst[start : start + len(rows)] = src[rows]
+                dst.flush()
+                del src, dst
+    meta = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "size": size,
+        "windows": None if wins is None else [list(w) for w in wins],
+        "dtype": dtype.name,
+        "paths": [srcs[r] for r in keep],
+        "skipped": [vars(failures[r]) for r in sorted(failures)],
+    }
+    atomic_write(meta_path, json.dumps(meta, indent=1), fsync=False)
     loaded = _load(npy, meta_path, wins, size)
     assert loaded is not None
     return loaded

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainlib.data.base import BaseDataset, DatasetError, as_path, scan_cached
+from brainlib.data.base import (
+    BaseDataset, DatasetError, as_path, resolve_windows, sample_studies, scan_cached,
+)
 from brainlib.data.classes import CQ500_CLASSES, CQ500_HEADER, CQ500_READERS
 from brainlib.data.pixels import PixelStore
 
@@ -116,6 +118,7 @@ class SeriesVerdict:
     reason: str
 
     def summary(self) -> str:
+        """One line for ``metadata.candidates`` and skipped reasons: series, verdict, reason."""
         state = "usable" if self.usable else "rejected"
         return f"{self.folder or self.description} [{self.thickness:g} mm, {len(self.series.paths)} slices]: {state} ({self.reason})"
 
@@ -225,16 +228,13 @@ class CQ500Dataset(BaseDataset):
         progress: bool = True,
     ) -> None:
         import brainlib.io as bio
-        from brainlib.data.base import default_windows
 
         self.root = as_path(root)
         reads_path = self.root / READS_NAME
         if not reads_path.is_file():
             raise DatasetError(f"{reads_path}: reads.csv not found (is {self.root} a CQ500 root?)")
         reads = read_reads_csv(reads_path)
-        if isinstance(windows, str) and windows == "default":
-            windows = default_windows()
-        store = PixelStore(windows, size, cache=cache, progress=progress)
+        store = PixelStore(resolve_windows(windows), size, cache=cache, progress=progress)
         skipped: list[Any] = []
 
         dirs, duplicates = find_patient_dirs(self.root)
@@ -254,8 +254,7 @@ class CQ500Dataset(BaseDataset):
         reads = reads[has_dir].iloc[order].reset_index(drop=True)
         numbers = numbers[has_dir].iloc[order].reset_index(drop=True)
         if max_studies is not None:
-            order = np.random.default_rng(seed).permutation(len(reads))
-            keep = np.sort(order[:max_studies])
+            keep = sample_studies(len(reads), max_studies, seed)
             reads, numbers = reads.iloc[keep].reset_index(drop=True), numbers.iloc[keep].reset_index(drop=True)
 
         # Headers of every series of every kept patient, then a deliberate choice per patient.

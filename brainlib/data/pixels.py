@@ -35,7 +35,12 @@ class PixelStore:
 
     def __init__(self, windows: Sequence[Any] | None, size: int | None, cache: bool = True,
                  progress: bool = False) -> None:
-        self.windows = tuple(windows) if windows else None
+        if windows:
+            from brainlib.io import as_window
+
+            self.windows: tuple[Any, ...] | None = tuple(as_window(w) for w in windows)
+        else:
+            self.windows = None
         self.size = size
         # The cache stores a fixed working size; native-size access reads on demand.
         self.use_cache = bool(cache) and size is not None
@@ -78,10 +83,20 @@ class PixelStore:
 
     def load(self, paths: Sequence[str]) -> torch.Tensor:
         """``(Z, C, S, S)`` float32 tensor for ``paths`` in the given order."""
-        return torch.stack([self._one(str(p)) for p in paths])
+        paths = [str(p) for p in paths]
+        if len(self._caches) == 1 and all(p in self._caches[0].index for p in paths):
+            c = self._caches[0]  # common case: one gather from the memory map
+            rows = np.fromiter((c.index[p] for p in paths), dtype=np.int64, count=len(paths))
+            return self._from_cache(c.array[rows])
+        return torch.stack([self._one(p) for p in paths])
+
+    def _from_cache(self, stored: np.ndarray) -> torch.Tensor:
+        """Cache rows (uint8 windowed or int16 HU) -> float32, as SliceCache.to_tensor does."""
+        x = torch.from_numpy(np.asarray(stored, dtype=np.float32))
+        return x.mul_(1.0 / 255.0) if self.windows else x
 
     def _one(self, path: str) -> torch.Tensor:
         for c in self._caches:
             if path in c.index:
-                return c.to_tensor(path)
+                return self._from_cache(c.array[c.index[path]])
         return read_slice(path, self.windows, self.size)

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainlib.data.base import BaseDataset, DatasetError, as_path, scan_cached
+from brainlib.data.base import (
+    BaseDataset, DatasetError, as_path, resolve_windows, sample_studies, scan_cached,
+)
 from brainlib.data.classes import RSNA_CLASSES
 from brainlib.data.pixels import PixelStore
 
@@ -110,7 +112,6 @@ class RSNADataset(BaseDataset):
         progress: bool = True,
     ) -> None:
         import brainlib.io as bio
-        from brainlib.data.base import default_windows
 
         if view not in ("slice", "series"):
             raise ValueError(f"view must be 'slice' or 'series', not {view!r}")
@@ -123,9 +124,7 @@ class RSNADataset(BaseDataset):
         if not image_dir.is_dir():
             raise DatasetError(f"{image_dir}: image folder not found")
         table = read_rsna_csv(csv_path)
-        if isinstance(windows, str) and windows == "default":
-            windows = default_windows()
-        store = PixelStore(windows, size, cache=cache, progress=progress)
+        store = PixelStore(resolve_windows(windows), size, cache=cache, progress=progress)
         skipped: list[Any] = []
 
         # Headers of every DICOM on disk (one scan; unreadable files come back as Skipped).
@@ -144,8 +143,7 @@ class RSNADataset(BaseDataset):
 
         if max_studies is not None:
             studies = np.array(sorted(index["study_uid"].astype(str).unique()))
-            order = np.random.default_rng(seed).permutation(len(studies))
-            keep = set(studies[np.sort(order[:max_studies])])
+            keep = set(studies[sample_studies(len(studies), max_studies, seed)])
             index = index[index["study_uid"].astype(str).isin(keep)]
 
         # Decode every kept file once into the cache; pixel failures join `skipped`.

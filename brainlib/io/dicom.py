@@ -92,6 +92,7 @@ def read_window_tags(ds_or_path: Dataset | PathLike) -> Window | None:
 
 
 def transfer_syntax(ds: Dataset) -> UID:
+    """The file's transfer syntax UID; implicit VR little endian when the meta lacks one."""
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     return UID(uid) if uid else ImplicitVRLittleEndian
@@ -164,6 +165,7 @@ class StoredSlice:
     header: Dataset
 
     def hu(self) -> np.ndarray:
+        """Float32 HU: stored values times slope plus intercept."""
         out = self.raw.astype(np.float32)
         if self.slope != 1.0:
             out *= np.float32(self.slope)

@@ -7,12 +7,12 @@ list or a traceback says at once which file failed and why. Folder readers catch
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+
+from brainlib._atomic import atomic_path
 
 
 class DicomError(Exception):
@@ -66,23 +66,17 @@ class Skipped:
 
     @classmethod
     def from_error(cls, exc: DicomError) -> "Skipped":
+        """The skipped-list entry for a caught :class:`DicomError`."""
         return cls(path=exc.path, error=type(exc).__name__, reason=exc.reason)
 
 
 def write_skipped(skipped: Iterable[Skipped], csv_path: str | PathLike[str]) -> Path:
     """Write the skipped list as CSV (`path,error,reason`), atomically; an empty list still
     writes the header so a run's outputs always show that nothing was dropped."""
-    csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(csv_path, fsync=False) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "error", "reason"])
             for item in skipped:
                 writer.writerow([item.path, item.error, item.reason])
-        os.replace(tmp, csv_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return csv_path
+    return Path(csv_path)

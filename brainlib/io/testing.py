@@ -29,6 +29,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from brainlib._atomic import atomic_path
+
 STYLES = ("int16", "uint16", "rsna12")
 _COMPRESSION = {"rle": RLELossless, "jpeg2000": JPEG2000Lossless}
 
@@ -145,15 +147,9 @@ def write_ct_slice(
         except KeyError:
             raise ValueError(f"unknown compression {compress!r}; choose from {sorted(_COMPRESSION)}") from None
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path, fsync=False) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_raw(path: str | os.PathLike[str]) -> pydicom.Dataset:

@@ -27,10 +27,12 @@ class Window(NamedTuple):
 
     @property
     def low(self) -> float:
+        """HU mapped to 0 (level - width / 2)."""
         return self.level - self.width / 2.0
 
     @property
     def high(self) -> float:
+        """HU mapped to 1 (level + width / 2)."""
         return self.level + self.width / 2.0
 
 

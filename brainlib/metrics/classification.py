@@ -69,6 +69,7 @@ class PreparedTask:
 
     @property
     def n_classes(self) -> int:
+        """Number of classes C (2 for binary)."""
         return len(self.class_names)
 
 

@@ -96,7 +96,22 @@ def _check_valid(n_valid: int, n_boot: int, what: str) -> None:
     if n_valid < 0.9 * n_boot:
         warnings.warn(f"{what}: metric undefined on {n_boot - n_valid} of {n_boot} resamples; "
                       "the CI uses the rest (consider stratify=True)", RuntimeWarning,
-                      stacklevel=3)
+                      stacklevel=4)  # _check_valid < _percentile_bootstrap < public caller
+
+
+def _percentile_bootstrap(
+    statistic: Callable[[np.ndarray], float], sampler: _Resampler, n_boot: int, alpha: float,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """``statistic(idx)`` on `n_boot` resamples: (all replicates, the finite ones, and the
+    percentile CI of those). Shared by :func:`bootstrap_ci` and :func:`paired_bootstrap`."""
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        reps[b] = statistic(sampler.draw())
+    valid = reps[np.isfinite(reps)]
+    _check_valid(valid.size, n_boot, what)
+    low, high = np.percentile(valid, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return reps, valid, float(low), float(high)
 
 
 @dataclass
@@ -138,14 +153,9 @@ def bootstrap_ci(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     estimate = float(metric_fn(yt, ys))
     sampler = _Resampler(len(yt), seed, groups, _strata(yt, stratify, groups))
-    reps = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = sampler.draw()
-        reps[b] = _safe_metric(metric_fn, yt[idx], ys[idx])
-    valid = reps[np.isfinite(reps)]
-    _check_valid(valid.size, n_boot, "bootstrap_ci")
-    low, high = np.percentile(valid, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return BootstrapCI(estimate, float(low), float(high), n_boot, int(valid.size), alpha, reps)
+    reps, valid, low, high = _percentile_bootstrap(
+        lambda idx: _safe_metric(metric_fn, yt[idx], ys[idx]), sampler, n_boot, alpha, "bootstrap_ci")
+    return BootstrapCI(estimate, low, high, n_boot, int(valid.size), alpha, reps)
 
 
 @dataclass
@@ -187,16 +197,11 @@ def paired_bootstrap(
     ma, mb = float(metric_fn(yt, sa)), float(metric_fn(yt, sb))
     diff = ma - mb
     sampler = _Resampler(len(yt), seed, groups, _strata(yt, stratify, groups))
-    reps = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = sampler.draw()
-        reps[b] = (_safe_metric(metric_fn, yt[idx], sa[idx])
-                   - _safe_metric(metric_fn, yt[idx], sb[idx]))
-    valid = reps[np.isfinite(reps)]
-    _check_valid(valid.size, n_boot, "paired_bootstrap")
-    low, high = np.percentile(valid, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    reps, valid, low, high = _percentile_bootstrap(
+        lambda idx: _safe_metric(metric_fn, yt[idx], sa[idx]) - _safe_metric(metric_fn, yt[idx], sb[idx]),
+        sampler, n_boot, alpha, "paired_bootstrap")
     p = (1 + np.sum(np.abs(valid - diff) >= abs(diff))) / (1 + valid.size)
-    return PairedBootstrapResult(ma, mb, diff, float(low), float(high), float(min(p, 1.0)),
+    return PairedBootstrapResult(ma, mb, diff, low, high, float(min(p, 1.0)),
                                  n_boot, int(valid.size), alpha, reps)
 
 

@@ -5,14 +5,15 @@
 caches them; `load_truth` reads the ground-truth sidecar (labels, masks, boxes).
 """
 from brainlib.data.synth.head_ct import (
-    DISTRACTOR_KEYS, FRACTURE, GENERATOR_VERSION, MASK_KEYS, PhantomStudy, draw_subject,
-    make_head_study, min_pixels, render_series,
+    DISTRACTOR_KEYS, FRACTURE, GENERATOR_VERSION, MASK_KEYS, RSNA_TO_CQ500, TISSUES, PhantomStudy,
+    draw_subject, make_head_study, min_pixels, render_series,
 )
 from brainlib.data.synth.truth import PhantomTruth, PhantomTruthError, load_truth
-from brainlib.data.synth.writers import ensure_phantoms, phantom_key, write_cq500, write_rsna
+from brainlib.data.synth.writers import ensure_phantoms, phantom_key, study_seed, write_cq500, write_rsna
 
 __all__ = [
-    "DISTRACTOR_KEYS", "FRACTURE", "GENERATOR_VERSION", "MASK_KEYS", "PhantomStudy", "PhantomTruth",
-    "PhantomTruthError", "draw_subject", "ensure_phantoms", "load_truth", "make_head_study",
-    "min_pixels", "phantom_key", "render_series", "write_cq500", "write_rsna",
+    "DISTRACTOR_KEYS", "FRACTURE", "GENERATOR_VERSION", "MASK_KEYS", "RSNA_TO_CQ500", "TISSUES",
+    "PhantomStudy", "PhantomTruth", "PhantomTruthError", "draw_subject", "ensure_phantoms", "load_truth",
+    "make_head_study", "min_pixels", "phantom_key", "render_series", "study_seed", "write_cq500",
+    "write_rsna",
 ]

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from brainlib.data.classes import CQ500_READ_FIELDS, RSNA_CLASSES, RSNA_SUBTYPES
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 FRACTURE = "calvarial_fracture"
 #: keys of `PhantomStudy.masks`: the five RSNA subtypes (CSV names) and calvarial fractures.
 MASK_KEYS: tuple[str, ...] = RSNA_SUBTYPES + (FRACTURE,)
@@ -81,6 +81,7 @@ class PhantomStudy:
 
     @property
     def n_slices(self) -> int:
+        """Number of slices Z of ``hu``."""
         return int(self.hu.shape[0])
 
 
@@ -256,7 +257,7 @@ def _draw_subject(seed: int, difficulty: float) -> dict[str, Any]:
         u = u + rng.normal(size=3) * 0.08
         u = _unit(u)
         n = _unit(np.cross(u, rng.normal(size=3)))
-        fracs.append(dict(u=[float(x) for x in u], n=[float(x) for x in n], w=rng.uniform(1.0, 2.5),
+        fracs.append(dict(u=[float(x) for x in u], n=[float(x) for x in n], w=rng.uniform(1.5, 3.5),
                           L=rng.uniform(20, 55), swell=rng.uniform(2, 8)))
     s["fractures"] = fracs
     return _plain(s)
@@ -308,7 +309,6 @@ def _ellipsoid_sd(X, Y, Z, c, radii):
 def _render(s: dict[str, Any], zs: np.ndarray, size: int, thickness: float, *,
             contrast: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Noise-free HU, lesion and distractor occupancies, and tissue labels at world slices `zs`."""
-    H = W = int(size)
     px = float(s["fov"]) / size
     A, B, C = s["A"], s["B"], s["C"]
     R = _rot(*(math.radians(a) for a in s["tilt_deg"]))
@@ -429,7 +429,7 @@ def _render(s: dict[str, Any], zs: np.ndarray, size: int, thickness: float, *,
         syl = np.maximum(syl, _soft(_min(1.2 * (1 + widen) - dd, side * X - 25, 14 - np.abs(Z + 8)), px))
     zc = -0.28 * C
     rm = np.sqrt((Xm / 12.0) ** 2 + ((Y - 8) / 10.0) ** 2) * 11.0
-    cist = _soft(np.minimum(2.5 * (1 + widen) - np.abs(rm - 13.5), 9 - np.abs(Z - zc)), px)
+    cist = _soft(np.minimum(2.5 * (1 + 0.6 * widen) - np.abs(rm - 13.5), 9 - np.abs(Z - zc)), px)
     cist = np.maximum(cist, _soft(np.minimum(8 * (1 + 0.3 * widen) - np.sqrt(Xm ** 2 + (Y + 10) ** 2), 5 - np.abs(Z - zc - 4)), px))
     sub_csf = _max(sulci, film, fiss, syl, cist)
     # ventricles (ipsilateral compression under mass effect)

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from brainlib._atomic import atomic_path
+
 TRUTH_DIR = "_phantom_truth"
 BOX_MODES = ("all", "largest")
 
@@ -37,29 +39,10 @@ class PhantomTruthError(FileNotFoundError):
     """The phantom ground-truth sidecar is missing or incomplete."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_masks(path: Path, masks: dict[str, np.ndarray], sop_uids: list[str]) -> None:
     """Compressed npz of (Z, H, W) bool masks, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
+    with atomic_path(path, fsync=False) as tmp:  # tmp keeps the .npz suffix, so numpy adds none
         np.savez_compressed(tmp, sop_uids=np.asarray(sop_uids), **{k: v.astype(bool) for k, v in masks.items()})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _json_default(o: Any) -> Any:
@@ -71,6 +54,7 @@ def _json_default(o: Any) -> Any:
 
 
 def dump_json(obj: Any) -> str:
+    """JSON text of `obj` with numpy scalars and arrays converted (for ``params.json``)."""
     return json.dumps(obj, indent=1, default=_json_default)
 
 
@@ -106,6 +90,7 @@ class PhantomTruth:
 
     @property
     def mask_classes(self) -> tuple[str, ...]:
+        """Classes with a mask in ``masks/`` (from ``params.json``)."""
         return tuple(self.params["mask_classes"])
 
     def masks(self, sop_uid: str) -> dict[str, np.ndarray]:

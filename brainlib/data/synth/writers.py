@@ -28,13 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainlib._atomic import atomic_write
 from brainlib.data.classes import CQ500_CLASSES, CQ500_HEADER, CQ500_READ_FIELDS, CQ500_READERS, RSNA_SUBTYPES
 from brainlib.data.synth.head_ct import (
     FRACTURE, GENERATOR_VERSION, MASK_KEYS, PhantomStudy, draw_subject, make_head_study, min_pixels, render_series,
 )
-from brainlib.data.synth.truth import (
-    TRUTH_DIR, atomic_write_text, dump_json, write_masks,
-)
+from brainlib.data.synth.truth import TRUTH_DIR, dump_json, write_masks
 from brainlib.io.testing import uid_from, write_ct_slice
 
 #: subtype order of the rows of the real stage_2_train.csv (`any` last).
@@ -110,10 +109,10 @@ def _write_series(study: PhantomStudy, paths: list[Path], *, style: str, windows
 
 def _finish_truth(root: Path, params: dict[str, Any], slices: list[pd.DataFrame], studies: list[dict]) -> None:
     tdir = root / TRUTH_DIR
-    atomic_write_text(tdir / "slice_labels.csv", pd.concat(slices, ignore_index=True).to_csv(index=False))
-    atomic_write_text(tdir / "study_labels.csv", pd.DataFrame(studies).to_csv(index=False))
-    atomic_write_text(tdir / "params.json", dump_json(params))
-    atomic_write_text(tdir / "COMPLETE", "ok\n")
+    atomic_write(tdir / "slice_labels.csv", pd.concat(slices, ignore_index=True).to_csv(index=False), fsync=False)
+    atomic_write(tdir / "study_labels.csv", pd.DataFrame(studies).to_csv(index=False), fsync=False)
+    atomic_write(tdir / "params.json", dump_json(params), fsync=False)
+    atomic_write(tdir / "COMPLETE", "ok\n", fsync=False)
 
 
 def _base_params(layout: str, n_studies: int, seed: int, size: int, difficulty: float) -> dict[str, Any]:
@@ -172,7 +171,7 @@ def write_rsna(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0,
         reps = 2 if int(k) in dups else 1
         for _ in range(reps):
             lines.extend(f"{rid},{lab}" for rid, lab in csv_blocks[k])
-    atomic_write_text(root / "stage_2_train.csv", "\n".join(lines) + "\n")
+    atomic_write(root / "stage_2_train.csv", "\n".join(lines) + "\n", fsync=False)
     params["duplicated_images"] = sorted(csv_blocks[k][0][0].rsplit("_", 1)[0] for k in dups)
     _finish_truth(root, params, slices, studies)
     return root
@@ -292,7 +291,7 @@ def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0
                                       subject=subject))
     reads = pd.DataFrame(read_rows, columns=list(CQ500_HEADER))
     reads = reads.iloc[np.random.default_rng([int(seed), 0x5EAD]).permutation(len(reads))]
-    atomic_write_text(root / "reads.csv", reads.to_csv(index=False))
+    atomic_write(root / "reads.csv", reads.to_csv(index=False), fsync=False)
     _finish_truth(root, params, slices, studies)
     return root
 
@@ -300,6 +299,7 @@ def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0
 # ----------------------------------------------------------------------------- cache
 
 def phantom_key(layout: str, n_studies: int, seed: int, size: int, difficulty: float) -> str:
+    """Folder name of a cached phantom tree: every argument that changes its content."""
     return f"{layout}-n{n_studies}-s{seed}-px{size}-d{difficulty}"
 
 
