@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from brainlib.io import WINDOWS, assemble_series, read_hu, scan_folder
+from brainlib.data.base import scan_cached
+from brainlib.data.classes import RSNA_SUBTYPES
+from brainlib.io import WINDOWS, assemble_series, read_hu
 from brainlib.widgets import load_source, region_contrast
 
 __all__ = ["ExampleStudy", "load_example_study", "window_contrast_table"]
@@ -43,10 +45,12 @@ def load_example_study(data_root: str | Path | None = None, study: str | int | N
 
     With `data_root` None: phantoms in the RSNA layout (generated once into the cache), the
     study `study` (index or StudyInstanceUID), by default the first one with subdural blood.
-    With `data_root` a DICOM series folder or file: that series (no masks; labelled real data).
+    With `data_root` a DICOM file, a series folder or a whole dataset folder (RSNA, CQ500: the
+    same `--data-root` the paper notebooks get): the series `study` (index, StudyInstanceUID
+    or SeriesInstanceUID; default the first in UID order). Real data carry no masks.
     """
     if data_root is not None:
-        return ExampleStudy(load_source(data_root), f"DICOM data from {data_root}", source="real")
+        return _real_study(Path(data_root), study)
     from brainlib.data.synth import ensure_phantoms, load_truth
 
     root = ensure_phantoms("rsna", n_studies=24, seed=seed, size=size)
@@ -63,19 +67,46 @@ def load_example_study(data_root: str | Path | None = None, study: str | int | N
             raise KeyError(f"{root}: no phantom study {study!r}")
         row = studies.loc[hit[0]]
     sl = truth.slice_labels[truth.slice_labels["series_uid"] == row["series_uid"]]
-    index, skipped = scan_folder(root / "stage_2_train")
-    series = next(s for s in assemble_series(index[index["series_uid"] == row["series_uid"]]))
+    index, _ = scan_cached(root / "stage_2_train")
+    series = assemble_series(index[index["series_uid"] == row["series_uid"]])[0]
     volume = np.stack([read_hu(p) for p in series.paths]).astype(np.float32)
     # Masks in the series' position order (the truth keeps the generator's z index).
-    order = sl.set_index("path")["sop_uid"]
-    sop_by_name = {Path(p).name: s for p, s in order.items()}
+    sop_by_name = {Path(p).name: s for p, s in zip(sl["path"], sl["sop_uid"])}
     per_slice = [truth.masks(sop_by_name[Path(p).name]) for p in series.paths]
     masks = {c: np.stack([m[c] for m in per_slice]) for c in truth.mask_classes}
-    labels = [c for c in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid",
-                          "subdural") if row[c] == 1]
+    labels = [c for c in RSNA_SUBTYPES if row[c] == 1]
     desc = (f"synthetic phantom (RSNA layout), study {row['study_id'][-12:]}, "
             f"{len(volume)} slices, lesions: {', '.join(labels) or 'none'}")
     return ExampleStudy(volume, desc, masks, source="phantom")
+
+
+def _real_study(path: Path, study: str | int | None) -> ExampleStudy:
+    """A series from a DICOM file or folder (which may hold a whole dataset)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such DICOM file or folder")
+    if path.is_file():
+        return ExampleStudy(load_source(path), f"DICOM file {path}", source="real")
+    index, skipped = scan_cached(path)
+    series = assemble_series(index) if len(index) else []
+    if not series:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
+        raise ValueError(f"{path}: no readable CT series in this folder. {reasons}")
+    series.sort(key=lambda s: (s.study_uid, s.series_uid))
+    if study is None:
+        chosen = series[0]
+    elif isinstance(study, int):
+        if not 0 <= study < len(series):
+            raise IndexError(f"{path}: study index {study} outside 0..{len(series) - 1}")
+        chosen = series[study]
+    else:
+        hits = [s for s in series if study in (s.study_uid, s.series_uid)]
+        if not hits:
+            raise KeyError(f"{path}: no series or study with UID {study!r}")
+        chosen = hits[0]
+    volume = np.stack([read_hu(p) for p in chosen.paths]).astype(np.float32)
+    desc = (f"DICOM data from {path}: series {chosen.description or chosen.series_uid} "
+            f"({len(volume)} slices, {len(series)} series in the folder)")
+    return ExampleStudy(volume, desc, source="real")
 
 
 def window_contrast_table(hu: np.ndarray, lesion: np.ndarray, ring_px: int = 3) -> pd.DataFrame:

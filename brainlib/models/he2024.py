@@ -133,6 +133,28 @@ class He2024Net(nn.Module):
             fused = c5
         self.attention = _Attention(fused, reduction)
         self.classifier = nn.Linear(fused, num_classes)
+        self._init_new_layers(backbone_too=not self.init.pretrained)
+
+    def _init_new_layers(self, backbone_too: bool) -> None:
+        """torchvision's VGG initialisation (Kaiming-normal convs, N(0, 0.01) linear).
+
+        `vgg16_features` returns torchvision's `make_layers`, which keeps PyTorch's default
+        conv init; torchvision's VGG class re-initialises, and without it a randomly
+        initialised 13-conv VGG (no batch norm) barely trains. Pretrained weights are kept.
+        """
+        modules = [self.attention, self.classifier]
+        modules += [m for m in (getattr(self, "down3", None), getattr(self, "down4", None)) if m]
+        if backbone_too:
+            modules.append(self.features)
+        for root in modules:
+            for m in root.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    nn.init.zeros_(m.bias)
 
     # -- input stage -------------------------------------------------------------------
     def prepare_input(self, hu: torch.Tensor) -> torch.Tensor:

@@ -951,26 +951,43 @@ def measured_claims(cvs: Sequence[CVResult], datas: Sequence[ScanData],
     def prf(cv: CVResult, variant: str, prefix: str) -> None:
         for metric in ("precision", "recall", "f1"):
             k, unit = scale_unit(metric)
-            ci = bootstrap_ci(lambda y, p, m=metric: macro_prf(y, p)[m], cv.data.labels,
-                              cv.scores[variant], n_boot=int(cv.settings["n_boot"]), seed=seed,
-                              groups=cv.data.groups)
+            fn = (lambda y, p, m=metric: macro_prf(y, p)[m])
+            try:
+                ci = bootstrap_ci(fn, cv.data.labels, cv.scores[variant],
+                                  n_boot=int(cv.settings["n_boot"]), seed=seed,
+                                  groups=cv.data.groups)
+            except ValueError as err:
+                add(f"{prefix}/{metric}", k * fn(cv.data.labels, cv.scores[variant]),
+                    note=f"no CI: {err}", unit=unit)
+                continue
             add(f"{prefix}/{metric}", k * ci.estimate, k * ci.low, k * ci.high, unit=unit)
 
     def paired(cid: str, cv: CVResult, a: str, b: str, metric: str = "f1",
                p: float | None = None, note: str = "") -> None:
         k, unit = scale_unit(metric)
-        res = paired_bootstrap(lambda y, s_, m=metric: macro_prf(y, s_)[m], cv.data.labels,
-                               cv.scores[a], cv.scores[b], n_boot=int(cv.settings["n_boot"]),
-                               seed=seed, groups=cv.data.groups)
+        fn = (lambda y, s_, m=metric: macro_prf(y, s_)[m])
+        try:
+            res = paired_bootstrap(fn, cv.data.labels, cv.scores[a], cv.scores[b],
+                                   n_boot=int(cv.settings["n_boot"]), seed=seed,
+                                   groups=cv.data.groups)
+        except ValueError as err:  # too few cases for any defined resample
+            diff = fn(cv.data.labels, cv.scores[a]) - fn(cv.data.labels, cv.scores[b])
+            add(cid, k * diff, p=np.nan if p is None else p, note=f"no CI: {err}", unit=unit)
+            return
         add(cid, k * res.difference, k * res.low, k * res.high,
             res.p_value if p is None else p, note or "paired patient bootstrap", unit)
 
     def paired_keys(cid: str, cv: CVResult, key: np.ndarray, task: str | None) -> None:
         fn = ((lambda k_, a_: key_slice_task(a_, k_, task)[0]) if task
               else (lambda k_, a_: key_slice_recall(a_, k_)[0]))
-        res = paired_bootstrap(fn, key, cv.attention["drct2"], cv.attention["drct1"],
-                               n_boot=int(cv.settings["n_boot"]), seed=seed,
-                               groups=cv.data.groups)
+        try:
+            res = paired_bootstrap(fn, key, cv.attention["drct2"], cv.attention["drct1"],
+                                   n_boot=int(cv.settings["n_boot"]), seed=seed,
+                                   groups=cv.data.groups)
+        except ValueError as err:  # no scan qualifies for the task
+            diff = fn(key, cv.attention["drct2"]) - fn(key, cv.attention["drct1"])
+            add(cid, diff, note=f"no CI: {err}", unit="percent")
+            return
         add(cid, res.difference, res.low, res.high, res.p_value, "paired scan bootstrap",
             "percent")
 
