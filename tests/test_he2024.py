@@ -151,3 +151,12 @@ def test_predictions_frame_has_the_report_columns():
     validate_predictions(df)
     assert {"case_id", "model", "label_any", "score_subdural"} <= set(df.columns)
     assert df["label_any"].tolist() == [1.0, 0.0]
+
+
+def test_scale_boxes_keeps_every_lesion():
+    native = pd.DataFrame([("a", "subdural", 10, 20, 11, 21, 128, 128),
+                           ("b", "epidural", 0, 0, 128, 64, 128, 128)],
+                          columns=["image_id", "class", "x0", "y0", "x1", "y1", "rows", "columns"])
+    out = pipeline.scale_boxes(native, 64)
+    assert out.iloc[0][["x0", "y0", "x1", "y1"]].tolist() == [5, 10, 6, 11]  # 1 px stays 1 px
+    assert out.iloc[1][["x0", "y0", "x1", "y1"]].tolist() == [0, 0, 64, 32]

@@ -103,3 +103,24 @@ def test_load_box_csv_errors_name_the_file(tmp_path):
     empty.write_text("image_id,class,x0,y0,x1,y1\nID_1,subdural,5,2,5,6\n")
     with pytest.raises(ValueError, match="line 2"):
         load_box_csv(empty)
+
+
+def test_cam_to_box_to_ap_end_to_end():
+    """A network whose class-k feature is the lesion itself localises perfectly (AP = 1)."""
+    m = _Tiny()
+    with torch.no_grad():
+        m.fc.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        m.fc.bias.zero_()
+    x = torch.zeros(3, 2, 16, 16)
+    lesions = [(0, (2, 3, 6, 8)), (1, (9, 9, 14, 12)), (0, (10, 1, 13, 5))]
+    for i, (k, (x0, y0, x1, y1)) in enumerate(lesions):
+        x[i, k, y0:y1, x0:x1] = 1.0
+    cams, logits = class_activation_maps(m, x, "feat", "fc")
+    det = _boxes([(f"i{i}", f"c{k}", *cam_box(cams[i, k]), float(logits[i, k]))
+                  for i, (k, _) in enumerate(lesions)], score=True)
+    gt = _boxes([(f"i{i}", f"c{k}", *box) for i, (k, box) in enumerate(lesions)])
+    table = localization_ap(det, gt, ["c0", "c1"], min_positives=1).set_index("class")
+    assert table.loc["mAP", "ap"] == pytest.approx(1.0)
+    # shifting every predicted box by half its size drops IoU below 0.5: AP 0
+    shifted = det.assign(x0=det.x0 + 3, x1=det.x1 + 3)
+    assert localization_ap(shifted, gt, ["c0", "c1"], min_positives=1).iloc[-1]["ap"] == 0.0

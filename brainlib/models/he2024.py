@@ -20,6 +20,10 @@ Choices the paper leaves open, made here and stated:
   information. "Without window module" (Table 3) feeds the three preset windows computed
   the conventional way (clipped linear ramp, `brainlib.io.window`) with no module at all.
 - "Without multiscale fusion" keeps the channel + spatial attention, on C5 alone.
+- Table 4's fixed-window rows are the module frozen at its preset initialisation (the paper:
+  "only completes mapping the HU value to fixed window images").
+- New layers (and the backbone when no ImageNet weights are given) get torchvision's VGG
+  initialisation (Kaiming-normal convolutions, N(0, 0.01) linear layer).
 Every model takes HU images (B, 1, H, W); H and W must be multiples of 16.
 """
 from __future__ import annotations

@@ -6,13 +6,13 @@ into this module, in this order::
 
     exp = setup(profile, data_root, out_dir, device, seed, epochs, image_size, ...)
     data = prepare_data(exp)                  # RSNA layout (phantoms by default), HU cache, split
-    fig5_proportions(exp, data); table2_window_init(exp)
+    fig5_proportions(exp, data); save_table2(exp)
     results = train_variants(exp, data)       # every model through brainlib.engine.fit
     fig6_roc(exp, results); table3_ablation(exp, results); table4_inputs(exp, results)
     fig7_windows(exp, data, results)
     loc = localization(exp, data, results); fig8_cam(exp, data, results, loc)
-    paired_comparisons(exp, results, loc); compare_claims(exp, data, results, loc)
-    exp.run.finish()
+    paired = paired_comparisons(exp, results, loc)
+    compare_claims(exp, data, results, loc, paired); finish(exp)
 
 Every number beside a paper number goes through `brainlib.claims` with a bootstrap CI;
 comparisons (full > ablations, three windows > one window > HU, trained > fixed, fusion
@@ -49,7 +49,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "max_steps_per_epoch": None,
     },
     "quick": {
-        "epochs": 5, "batch_size": 32, "lr_step": 2, "image_size": 64, "backbone_width": 0.125,
+        "epochs": 8, "batch_size": 16, "lr_step": 6, "image_size": 64, "backbone_width": 0.125,
         "max_studies": None, "test_fraction": 0.25, "split_unit": "study", "val_fraction": 0.2,
     },
     "smoke": {
@@ -66,7 +66,7 @@ SETTING_NOTES: dict[str, str] = {
 }
 # Embedded phantoms (RSNA layout) per profile; not paper settings, recorded as the data source.
 PHANTOMS: dict[str, dict[str, Any]] = {
-    "full": {"n_studies": 200, "size": 256, "difficulty": 0.5},
+    "full": {"n_studies": 200, "size": 512, "difficulty": 0.5},
     "quick": {"n_studies": 24, "size": 128, "difficulty": 0.5},
     "smoke": {"n_studies": 6, "size": 64, "difficulty": 0.5},
 }
@@ -74,7 +74,7 @@ PHANTOMS: dict[str, dict[str, Any]] = {
 # default); one thread is faster for the small CPU profiles on a shared machine.
 # `channels_last`: memory format for training (about 1.8x faster on CPU here, same maths).
 ANALYSIS: dict[str, dict[str, Any]] = {
-    "full": {"n_boot": 2000, "min_positives": 5, "n_fig_cases": 5, "threads": None,
+    "full": {"n_boot": 1000, "min_positives": 5, "n_fig_cases": 5, "threads": None,
              "channels_last": True},
     "quick": {"n_boot": 200, "min_positives": 5, "n_fig_cases": 4, "threads": 1,
               "channels_last": True},
@@ -100,14 +100,10 @@ TABLE4_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
 # Table 4's last row is the full model (same configuration): trained once.
 TRAINED_VARIANTS: tuple[str, ...] = tuple(dict.fromkeys(
     [m for m, _ in TABLE3_MODELS] + [r[0] for r in TABLE4_ROWS]))
-# Ye et al. 2019 readers as printed in Table 3 (quoted, not re-run).
-RADIOLOGISTS: dict[str, dict[str, float]] = {
-    "Junior radiologist [Ye 2019] (reported, not re-run)": {
-        "any": 0.97, "epidural": 0.85, "subdural": 0.79, "subarachnoid": 0.66,
-        "intraventricular": 0.84, "intraparenchymal": 0.89},
-    "Senior radiologist [Ye 2019] (reported, not re-run)": {
-        "any": 1.0, "epidural": 0.96, "subdural": 0.97, "subarachnoid": 0.96,
-        "intraventricular": 0.97, "intraparenchymal": 0.92},
+# Ye et al. 2019 readers quoted in Table 3 (values read from the claims registry, not re-run).
+RADIOLOGISTS: dict[str, str] = {
+    "junior_radiologist": "Junior radiologist [Ye 2019] (reported, not re-run)",
+    "senior_radiologist": "Senior radiologist [Ye 2019] (reported, not re-run)",
 }
 # Claim keys of the model columns in brainlib/claims/he2024.yaml.
 _CLAIM_MODEL = {"he2024_full": "full", "he2024_no_window": "no_window",
@@ -259,7 +255,7 @@ def prepare_data(exp: Experiment, workers: int = 0) -> He2024Data:
         raise ValueError(f"{root}: no usable RSNA slice (see skipped.csv)")
     groups = ds.groups if s["split_unit"] == "study" else None
     n_test = max(2, int(round(1.0 / s["test_fraction"])))
-    rest, test = kfold_split(ds.labels, n_test, exp.seed, groups)[0]
+    rest, test = _most_complete_fold(kfold_split(ds.labels, n_test, exp.seed, groups), ds.labels)
     sub_groups = None if groups is None else np.asarray(groups)[rest]
     units = len(rest) if sub_groups is None else len(set(sub_groups))
     n_val = max(2, min(units, int(round(1.0 / s["val_fraction"]))))
@@ -272,43 +268,60 @@ def prepare_data(exp: Experiment, workers: int = 0) -> He2024Data:
     return data
 
 
+def _most_complete_fold(folds: list, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fold whose test part has positives for the most classes (first one on ties).
+
+    With whole studies as units and few studies, some fold can lack a subtype entirely;
+    testing on it would leave that class without an AUC.
+    """
+    def n_classes(test: np.ndarray) -> int:
+        return int(np.sum(np.nansum(labels[test], axis=0) > 0))
+
+    return max(folds, key=lambda f: n_classes(f[1]))
+
+
 def _ground_truth_boxes(exp: Experiment, data: He2024Data) -> pd.DataFrame | None:
-    """Boxes of the test slices at the working size: from phantom masks, or the box CSV."""
+    """Boxes of the test slices at the working size, from the phantom masks (one box per
+    connected component, found at the native size so no labelled lesion is lost by the
+    resize) or from the box CSV of a real data set; coordinates scaled to the working size."""
     from brainlib.localize import BOX_COLUMNS, load_box_csv, mask_boxes
 
-    size = exp.settings["image_size"]
     ids = [data.dataset.ids[i] for i in data.test]
-    rows = []
     if data.truth is not None:
+        rows = []
         for case_id in ids:
             masks = data.truth.masks(case_id)  # accepts the RSNA image id
             for cls in RSNA_SUBTYPES:
                 m = masks.get(cls)
-                if m is None or not np.any(m):
-                    continue
-                small = _resize_mask(m, size)
-                for box in mask_boxes(small):
-                    rows.append((case_id, cls) + tuple(box))
-        return pd.DataFrame(rows, columns=list(BOX_COLUMNS))
-    if exp.box_csv:
-        boxes = load_box_csv(exp.box_csv)
-        boxes = boxes[boxes["image_id"].isin(set(ids))].copy()
-        native = _native_sizes(data, boxes["image_id"].unique())
-        for col, dim in (("x0", 1), ("x1", 1), ("y0", 0), ("y1", 0)):
-            scale = boxes["image_id"].map(lambda i: size / native[i][dim])
-            boxes[col] = (boxes[col] * scale).round().astype(int)
-        return boxes
-    exp.run.add_note("No ground-truth boxes (real data without box_csv): localisation skipped.")
-    return None
+                if m is not None and np.any(m):
+                    rows += [(case_id, cls, *box, m.shape[0], m.shape[1])
+                             for box in mask_boxes(m)]
+        native = pd.DataFrame(rows, columns=list(BOX_COLUMNS) + ["rows", "columns"])
+    elif exp.box_csv:
+        native = load_box_csv(exp.box_csv)
+        native = native[native["image_id"].isin(set(ids))].copy()
+        dims = _native_sizes(data, native["image_id"].unique())
+        native["rows"] = native["image_id"].map(lambda i: dims[i][0])
+        native["columns"] = native["image_id"].map(lambda i: dims[i][1])
+    else:
+        exp.run.add_note("No ground-truth boxes (real data without box_csv): localisation "
+                         "skipped.")
+        return None
+    return scale_boxes(native, exp.settings["image_size"])
 
 
-def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Mask at the working size, by the same bilinear resampling as the images (> 0.5)."""
-    t = torch.as_tensor(np.asarray(mask, dtype=np.float32))[None, None]
-    if tuple(t.shape[-2:]) != (size, size):
-        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
-    return (t[0, 0] >= 0.5).numpy()
+def scale_boxes(boxes: pd.DataFrame, size: int) -> pd.DataFrame:
+    """Boxes from native pixels (``rows``, ``columns`` per image) to a size x size image;
+    the box grows to whole pixels (floor of the start, ceiling of the end)."""
+    from brainlib.localize import BOX_COLUMNS
+
+    out = boxes.copy()
+    fx, fy = size / out["columns"].astype(float), size / out["rows"].astype(float)
+    out["x0"] = np.floor(out["x0"] * fx).astype(int)
+    out["y0"] = np.floor(out["y0"] * fy).astype(int)
+    out["x1"] = np.maximum(np.ceil(out["x1"] * fx).astype(int), out["x0"] + 1)
+    out["y1"] = np.maximum(np.ceil(out["y1"] * fy).astype(int), out["y0"] + 1)
+    return out[list(BOX_COLUMNS)].reset_index(drop=True)
 
 
 def _native_sizes(data: He2024Data, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -591,8 +604,8 @@ def table3_ablation(exp: Experiment, results: dict[str, VariantResult]) -> pd.Da
             v, lo, hi = auc_with_ci(exp, results[name], None if cls == "average" else cls)
             row[f"{label} (here)"] = _cell(v, lo, hi)
             row[f"{label} (paper)"] = paper.get(f"table3/{_CLAIM_MODEL[name]}/{cls}/auc")
-        for label, vals in RADIOLOGISTS.items():
-            row[label] = vals.get(cls)
+        for key, label in RADIOLOGISTS.items():
+            row[label] = paper.get(f"table3/{key}/{cls}/auc")
         rows.append(row)
     table = pd.DataFrame(rows)
     exp.run.save_table(table, "table3_ablation",
@@ -642,26 +655,12 @@ def _claim_values(claims: Any) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- figures
 def fig6_roc(exp: Experiment, results: dict[str, VariantResult], name: str = "he2024_full"):
-    """Fig. 6: ROC curve and AUC of each class for the full model."""
-    import matplotlib.pyplot as plt
-    from brainlib.metrics.classification import roc_curves
+    """Fig. 6: ROC curve and AUC of each class (any + five subtypes) for the full model."""
+    from brainlib import plots
 
     r = results[name]
-    curves = roc_curves(r.y_true, r.y_score, "multilabel", list(RSNA_CLASSES))
-    aucs = r.auc_table().set_index("class")["auc"]
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
-    for cls in RSNA_CLASSES:
-        if cls in curves:
-            c = curves[cls]
-            ax.plot(c["fpr"], c["tpr"], label=f"{RSNA_SHORT[cls]} (AUC {aucs[cls]:.3f})")
-        else:
-            ax.plot([], [], " ", label=f"{RSNA_SHORT[cls]}: one label value, no curve")
-    ax.plot([0, 1], [0, 1], ls=":", c="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("Fig. 6: ROC, full model (test set)")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    fig = plots.roc_curves(r.y_true, r.y_score, [RSNA_SHORT[c] for c in RSNA_CLASSES],
+                           title="Fig. 6: ROC, full model (test set)")
     exp.run.save_figure(fig, "fig6_roc")
     return fig
 
@@ -742,21 +741,27 @@ def fig7_windows(exp: Experiment, data: He2024Data, results: dict[str, VariantRe
 
 # --------------------------------------------------------------------------- localisation
 def cam_detections(exp: Experiment, data: He2024Data, model: torch.nn.Module,
-                   batch_size: int = 32) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """One CAM box per test slice and subtype, scored by the predicted probability."""
+                   keep: Sequence[str] = (), batch_size: int = 32
+                   ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One CAM box per test slice and subtype, scored by the predicted probability.
+
+    Returns the detections and the full-size CAMs of the slices in `keep` (for Fig. 8; the
+    CAMs of a whole test set would not fit in memory at the paper's size).
+    """
     from brainlib.localize import cam_box, class_activation_maps
     from brainlib.models.he2024 import CAM_CLASSIFIER, CAM_TARGET
 
     rows, cams_by_id = [], {}
     test = data.subset("test")
-    model = model.cpu().eval()
+    model = model.to(exp.device).eval()
     for start in range(0, len(test), batch_size):
         items = [test[j] for j in range(start, min(start + batch_size, len(test)))]
-        x = torch.stack([it["x"] for it in items])
+        x = torch.stack([it["x"] for it in items]).to(exp.device)
         cams, logits = class_activation_maps(model, x, CAM_TARGET, CAM_CLASSIFIER)
         probs = 1.0 / (1.0 + np.exp(-logits))
         for b, it in enumerate(items):
-            cams_by_id[it["id"]] = cams[b]
+            if it["id"] in keep:
+                cams_by_id[it["id"]] = cams[b]
             for k, cls in enumerate(RSNA_CLASSES):
                 if cls == "any":
                     continue
@@ -764,6 +769,7 @@ def cam_detections(exp: Experiment, data: He2024Data, model: torch.nn.Module,
                 if box is None:
                     continue
                 rows.append((it["id"], cls, *box, float(probs[b, k])))
+    model.cpu()
     det = pd.DataFrame(rows, columns=["image_id", "class", "x0", "y0", "x1", "y1", "score"])
     return det, cams_by_id
 
@@ -772,9 +778,10 @@ def cam_detections(exp: Experiment, data: He2024Data, model: torch.nn.Module,
 class Localization:
     ap: dict[str, pd.DataFrame]            # model -> AP table (per subtype + mAP)
     detections: dict[str, pd.DataFrame]
-    cams: dict[str, dict[str, np.ndarray]]
+    cams: dict[str, dict[str, np.ndarray]]  # model -> case id -> CAMs of the Fig. 8 slices
     boot: dict[str, np.ndarray]            # model -> mAP on the same bootstrap resamples
     table: pd.DataFrame | None = None      # the saved AP table (both models)
+    fig_cases: list[int] = field(default_factory=list)  # dataset rows shown in Fig. 8
 
     def map_ci(self, name: str) -> tuple[float, float, float]:
         value = float(self.ap[name].set_index("class").at["mAP", "ap"])
@@ -791,14 +798,17 @@ def localization(exp: Experiment, data: He2024Data, results: dict[str, VariantRe
     t0 = time.perf_counter()
     aps, dets, cams = {}, {}, {}
     mp = exp.analysis["min_positives"]
+    size = exp.settings["image_size"]
+    fig_cases = _pick_cases(data, exp.analysis["n_fig_cases"], with_boxes=True)
+    keep = {data.dataset.ids[i] for i in fig_cases}
     for name in models:
-        det, cam = cam_detections(exp, data, results[name].model)
+        det, cam = cam_detections(exp, data, results[name].model, keep)
         aps[name] = localization_ap(det, data.boxes, RSNA_SUBTYPES, IOU_THRESHOLD, mp)
         dets[name], cams[name] = det, cam
     ids = [data.dataset.ids[i] for i in data.test]
     boot = map_bootstrap(dets, data.boxes, ids, aps[models[0]], exp.analysis["n_boot"],
                          exp.seed)
-    loc = Localization(aps, dets, cams, boot)
+    loc = Localization(aps, dets, cams, boot, fig_cases=fig_cases)
     rows = []
     for name in models:
         t = aps[name].set_index("class")
@@ -814,7 +824,8 @@ def localization(exp: Experiment, data: He2024Data, results: dict[str, VariantRe
                        f"{CAM_THRESHOLD:.0%} of max, largest component) at IoU > {IOU_THRESHOLD} "
                        f"per subtype and mAP [95 % bootstrap CI over test slices], with and "
                        f"without multiscale fusion; subtypes with fewer than {mp} ground-truth "
-                       f"boxes are flagged and left out of the mAP")
+                       f"boxes are flagged and left out of the mAP. The CAM comes from a "
+                       f"{size // 16}x{size // 16} feature map ({size} px input / 16)")
     exp.timings["localization"] = time.perf_counter() - t0
     loc.table = table
     return loc
@@ -886,7 +897,7 @@ def fig8_cam(exp: Experiment, data: He2024Data, results: dict[str, VariantResult
 
     if loc is None:
         return None
-    cases = _pick_cases(data, exp.analysis["n_fig_cases"], with_boxes=True)
+    cases = loc.fig_cases
     fig, axes = plt.subplots(len(cases), 3, figsize=(6.3, 2.1 * len(cases)), squeeze=False)
     gt = data.boxes
     for r, i in enumerate(cases):
@@ -895,7 +906,15 @@ def fig8_cam(exp: Experiment, data: He2024Data, results: dict[str, VariantResult
         hu = item["x"][0].numpy()
         img = window(hu, BRAIN.level, BRAIN.width)
         g = gt[gt["image_id"] == cid]
-        cls = g["class"].iloc[0] if len(g) else RSNA_SUBTYPES[int(np.nanargmax(item["y"][1:]))]
+        y = np.nan_to_num(item["y"].numpy())
+        if len(g):
+            cls = g["class"].iloc[0]
+            tag = RSNA_SHORT[cls]
+        elif y[1:].any():
+            cls = RSNA_SUBTYPES[int(np.argmax(y[1:]))]
+            tag = f"{RSNA_SHORT[cls]} (no box at this size)"
+        else:
+            cls, tag = "any", "no haemorrhage"
         k = list(RSNA_CLASSES).index(cls)
         panels = (("ground truth", None), ("CAM w/o fusion", "he2024_no_fusion"),
                   ("CAM with fusion", "he2024_full"))
@@ -916,7 +935,7 @@ def fig8_cam(exp: Experiment, data: He2024Data, results: dict[str, VariantResult
             ax.set_axis_off()
             if r == 0:
                 ax.set_title(title, fontsize=8)
-        axes[r, 0].text(1, 4, RSNA_SHORT[cls], color="yellow", fontsize=7)
+        axes[r, 0].text(1, 4, tag, color="yellow", fontsize=7)
     fig.suptitle("Fig. 8: CAM localisation (test slices)", fontsize=9)
     fig.tight_layout()
     exp.run.save_figure(fig, "fig8_cam")
@@ -980,11 +999,13 @@ def paired_comparisons(exp: Experiment, results: dict[str, VariantResult],
         lo, hi, p = _paired_map(loc, "he2024_full", "he2024_no_fusion")
         rows.append({"claim_id": "cmp/text/fusion_localization/map", "a": "he2024_full",
                      "b": "he2024_no_fusion", "metric": "mAP", "difference": ma - mb,
-                     "ci_low": lo, "ci_high": hi, "p_value": p, "test": "paired bootstrap"})
+                     "ci_low": lo, "ci_high": hi, "p_value": p, "test": "paired bootstrap (slices resampled)"})
     table = pd.DataFrame(rows)
     exp.run.save_table(table, "paired_tests",
                        "Comparative claims: difference a - b on the same test slices, 95 % CI "
-                       "and two-sided p (DeLong for one class, paired bootstrap for means)")
+                       "and two-sided p (DeLong for one class, slices treated as independent; "
+                       "paired bootstrap for six-class means (whole test studies resampled) and "
+                       "for the mAP (test slices resampled))")
     return table
 
 
