@@ -271,6 +271,36 @@ def test_cross_validate_toy_data_end_to_end():
     assert set(wang.table7(cv)["model"]) >= {"DrCT1", "DrCT2"}
     tt = wang.ttest_folds([cv])
     assert list(tt["metric"]) == ["precision", "recall", "f1"] and (tt["folds"] == 2).all()
+    # measured values map onto registered claim ids (compare validates ids and units)
+    from brainlib.claims import compare
+
+    measured = wang.measured_claims([cv], [], seconds_per_scan=0.01)
+    assert not measured["claim_id"].duplicated().any()
+    table = compare("wang_drct2", measured, "toy").set_index("claim_id")
+    assert table.loc["table5/comprehensive/drct2/accuracy", "status"] in ("consistent", "differs")
+    assert table.loc["text/training/lr_aps", "status"] == "consistent"  # the paper's 3e-4
     # same seed -> same numbers
     cv2 = wang.cross_validate(data, s, seed=0, device="cpu", variants=variants[:2])
     assert np.array_equal(cv2.scores["drct2"], cv.scores["drct2"])
+
+
+def test_record_provenance_states_random_encoder_as_deviation():
+    class FakeRun:
+        def __init__(self):
+            self.notes, self.deviations, self.skipped = [], [], []
+
+        def add_note(self, t):
+            self.notes.append(t)
+
+        def add_deviation(self, t):
+            self.deviations.append(t)
+
+        def add_skipped(self, s):
+            self.skipped.extend(s)
+
+    data = _toy_scandata(n_scans=4)
+    data.encoder_note = "VGG-16 from random initialisation (no local ImageNet weights file given)"
+    run = FakeRun()
+    wang.record_provenance(run, {"rsna": data})
+    assert any("random" in d for d in run.deviations)
+    assert any("random initialisation" in n for n in run.notes)

@@ -44,6 +44,7 @@ import torch.nn as nn
 
 from brainlib.data.classes import CQ500_CLASSES, RSNA_CLASSES, RSNA_SHORT
 from brainlib.metrics.keyslice import TASKS, key_slice_recall, key_slice_task
+from brainlib.metrics.keyslice import TOP as TOP_SLICES
 from brainlib.models import create_model
 from brainlib.models.drct import SliceEncoder, drct_losses, slice_level_losses
 from brainlib.layers.sequence_attention import zoom_slices
@@ -53,7 +54,7 @@ from brainlib.profiles import resolve_profile
 PAPER = "wang_drct2"
 DATASETS: tuple[str, ...] = ("cq500", "rsna")
 LAYOUT_LABEL = {"cq500": "CQ500", "rsna": "RSNA"}
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 
 #: `full` holds the paper's settings; quick/smoke shrink sizes for a shared 2-core CPU.
 #: Per-dataset keys end in `_cq500` / `_rsna`; notebook overrides `folds` and `max_studies`
@@ -113,12 +114,14 @@ CAPTIONS: dict[str, str] = {
     "table2": "Table 2: DrCT2 with MSE vs BCE for the primary and APS losses (fusion always "
               "BCE); macro precision/recall (%) and F1 on pooled out-of-fold predictions",
     "table3": "Table 3: DrCT1 vs DrCT2, macro precision/recall (%) and F1 at threshold 0.5 on "
-              "pooled out-of-fold predictions; 95% CI by patient bootstrap",
+              "pooled out-of-fold predictions; 95% CI of F1 by patient bootstrap; macro ROC AUC "
+              "added (not in the paper) as a threshold-free reading",
     "table4": "Table 4: resolution strategies on CQ500 (DrCT1 at working size, zoomed, and "
               "'model fusion' with zoomed slices in the most attended window; DrCT2 with APS "
               "at working size vs zoomed)",
     "table5": "Table 5: key-slice tasks (Algorithm 1) on RSNA-layout scans, slice attention of "
-              "the primary network; key slices from the per-slice labels",
+              "the primary network; key slices from the per-slice labels; last column (not in "
+              "the paper): chance level of random slice rankings",
     "table6": "Table 6: key-slice accuracy per disease: key slices of that disease found among "
               "each scan's top-h attended slices, over all its key slices (amount = slices)",
     "table7": "Table 7: sequence-level DrCT1/DrCT2 (scan labels) vs a fully supervised "
@@ -293,26 +296,43 @@ def _slice_label_matrix(ds: Any, i: int, classes: Sequence[str]) -> np.ndarray |
     return sl[:, cols]
 
 
-def _feature_key(name: str, ds: Any, s: Mapping[str, Any], seed: int, weights: str | None) -> str:
+def _feature_key(name: str, ds: Any, s: Mapping[str, Any], seed: int,
+                 encoder: SliceEncoder) -> str:
+    """Key of the feature cache: the pixel cache's own key (every source file with its mtime
+    and size, windows, size, format version — so regenerated phantoms or new data re-encode),
+    the scan grouping, the encoder and the sizes."""
+    from brainlib.data.cache import cache_key
+
     paths = [tuple(map(str, p)) for p in ds.metadata["paths"]]
+    windows = getattr(ds.pixels, "windows", None)
     ident = {
         "version": FEATURE_VERSION, "dataset": name, "cases": ds.ids,
         "paths": hashlib.sha256(json.dumps(paths).encode()).hexdigest(),
-        "windows": repr(getattr(ds.pixels, "windows", None)),
+        "pixels": cache_key([p for scan in paths for p in scan], windows, s["image_size"]),
+        "encoder": encoder.init.note,
+        "weights_file": _file_stamp(encoder.init.source) if encoder.init.pretrained else None,
         "image_size": s["image_size"], "zoom_size": s["zoom_size"], "width": s["width"],
-        "weights": str(weights), "encoder_seed": seed,
+        "encoder_seed": seed,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _file_stamp(path: str | None) -> str | None:
+    if not path:
+        return None
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}:{st.st_mtime_ns}:{st.st_size}"
 
 
 def encode_scan(encoder: SliceEncoder, slices: torch.Tensor, zoom_size: int,
                 batch: int = 64) -> np.ndarray:
     """Features (Z, 2, D) of one scan's slices (Z, 3, S, S): as given and zoomed (eq. 8)."""
     out = []
+    device = encoder.mean.device
     with torch.inference_mode():
         for i in range(0, slices.shape[0], batch):
-            x = slices[i:i + batch].float()
-            out.append(torch.stack([encoder(x), encoder(zoom_slices(x, zoom_size))], 1))
+            x = slices[i:i + batch].float().to(device)
+            out.append(torch.stack([encoder(x), encoder(zoom_slices(x, zoom_size))], 1).cpu())
     return torch.cat(out).numpy().astype(np.float32)
 
 
@@ -323,8 +343,11 @@ def prepare_data(
     seed: int = 0,
     weights: str | None = None,
     progress: bool = False,
+    device: str = "auto",
 ) -> ScanData:
-    """Open dataset `name` and return its slice features, computed once and cached."""
+    """Open dataset `name` and return its slice features, computed once and cached
+    (on `device`; features are stored as float32 on disk and do not depend on it beyond
+    floating-point rounding)."""
     t0 = time.perf_counter()
     root = data_roots(data_root, (name,))[name]
     ds = _open_dataset(name, root, s)
@@ -335,10 +358,13 @@ def prepare_data(
     if len(ds) == 0:
         raise ValueError(f"{name}: no usable scan under {getattr(ds, 'root', root)}")
     encoder = SliceEncoder(s["width"], weights, seed=seed)
-    key = _feature_key(name, ds, s, seed, weights)
+    key = _feature_key(name, ds, s, seed, encoder)
     folder = cache_dir(PAPER, "features") / f"{name}-{key}"
     cached = (folder / "features.npy").is_file() and (folder / "offsets.npy").is_file()
     if not cached:
+        from brainlib.engine import resolve_device
+
+        encoder.to(resolve_device(device))
         feats, lengths = [], []
         iterator = range(len(ds))
         if progress:
@@ -367,6 +393,21 @@ def prepare_data(
         cache_path=folder, cached=cached, seconds=time.perf_counter() - t0,
         skipped=list(getattr(ds, "skipped", [])),
     )
+
+
+def record_provenance(run: Any, datas: Mapping[str, ScanData] | Sequence[ScanData]) -> None:
+    """Put each dataset's skipped files, encoder initialisation and feature cache in the run
+    (a randomly initialised encoder is a deviation, so every later caption states it)."""
+    items = list(datas.values()) if isinstance(datas, Mapping) else list(datas)
+    for d in items:
+        run.add_skipped(d.skipped)
+        run.add_note(f"{d.name}: slice encoder = {d.encoder_note}")
+        run.add_note(f"{d.name}: features {'reused from' if d.cached else 'computed into'} "
+                     f"{d.cache_path} ({d.seconds:.1f} s)")
+    notes = sorted({d.encoder_note for d in items if "random initialisation" in d.encoder_note})
+    if notes:
+        run.add_deviation("slice encoder: frozen VGG-16 with random (seeded Kaiming) weights, "
+                          "not ImageNet-pretrained (no weights offline)")
 
 
 def _load_all_slices(ds: Any, i: int) -> torch.Tensor:
@@ -636,7 +677,14 @@ def cross_validate(
     variants: Sequence[Variant] | None = None,
     progress: bool = False,
 ) -> CVResult:
-    """k-fold CV (patients never split) of every variant; returns out-of-fold results."""
+    """k-fold CV (patients never split) of every variant; returns out-of-fold results.
+
+    Each fold trains every variant of `variants_for` (or `variants`) with `engine.fit` on
+    the training scans' sequences (extra sequences included) for ``epochs`` epochs, without
+    model selection on the held-out fold (the last epoch is kept; DrCT2 also logs held-out
+    precision/recall per epoch for Fig. 5), then predicts the held-out scans' first sequence.
+    Same seed, same result on CPU.
+    """
     with _torch_threads(s.get("train_threads")):
         return _cross_validate(data, s, seed, device, variants, progress)
 
@@ -644,8 +692,8 @@ def cross_validate(
 @contextmanager
 def _torch_threads(n: int | None):
     """Temporarily set torch's intra-op threads (restored afterwards). The DrCT heads are tiny
-    (a GRU over a few dozen slices), so one thread avoids thread contention on a shared CPU;
-    results do not depend on it."""
+    (a GRU over a few dozen slices), so one thread avoids thread contention on a shared CPU
+    (`train_threads` in the profile; None leaves torch's setting alone)."""
     old = torch.get_num_threads()
     if n:
         torch.set_num_threads(int(n))
@@ -734,9 +782,21 @@ def _fmt(met: Mapping[str, float]) -> dict[str, Any]:
 def _f1_ci(cv: CVResult, variant: str, n_boot: int, seed: int) -> tuple[float, float]:
     from brainlib.metrics import bootstrap_ci
 
-    ci = bootstrap_ci(lambda y, p: macro_prf(y, p)["f1"], cv.data.labels, cv.scores[variant],
-                      n_boot=n_boot, seed=seed, groups=cv.data.groups)
+    try:
+        ci = bootstrap_ci(lambda y, p: macro_prf(y, p)["f1"], cv.data.labels,
+                          cv.scores[variant], n_boot=n_boot, seed=seed, groups=cv.data.groups)
+    except ValueError:  # no resample with a positive case (tiny smoke sets)
+        return float("nan"), float("nan")
     return ci.low, ci.high
+
+
+def _auc_macro(cv: CVResult, variant: str) -> float:
+    """Threshold-free companion of the paper's metrics: mean ROC AUC over the labels where
+    it is defined (scikit-learn, via brainlib.metrics)."""
+    from brainlib.metrics import classification_metrics
+
+    return classification_metrics(cv.data.labels, cv.scores[variant], task="multilabel",
+                                  per_class=False)["auc_macro"]
 
 
 def table1(datas: Sequence[ScanData]) -> pd.DataFrame:
@@ -793,7 +853,8 @@ def table3(cvs: Sequence[CVResult], seed: int = 0) -> pd.DataFrame:
         for v, label in (("drct1", "DrCT1"), ("drct2", "DrCT2")):
             lo, hi = _f1_ci(cv, v, int(cv.settings["n_boot"]), seed)
             rows.append({"dataset": LAYOUT_LABEL[cv.name], "model": label, **_fmt(cv.metrics(v)),
-                         "f1_ci_low": round(lo, 4), "f1_ci_high": round(hi, 4)})
+                         "f1_ci_low": round(lo, 4), "f1_ci_high": round(hi, 4),
+                         "auc_macro": round(_auc_macro(cv, v), 4)})
     return pd.DataFrame(rows)
 
 
@@ -816,15 +877,25 @@ def table4(cv: CVResult) -> pd.DataFrame:
                          for v, m, st, res in spec if v in cv.scores])
 
 
-def table5(cv: CVResult) -> pd.DataFrame:
-    """Table 5: the three key-slice tasks, DrCT1 vs DrCT2 (key = per-slice 'any' labels)."""
+def _random_attention(shape: tuple[int, int], draws: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng([seed, 5])
+    return [rng.random(shape) for _ in range(draws)]
+
+
+def table5(cv: CVResult, draws: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Table 5: the three key-slice tasks, DrCT1 vs DrCT2 (key = per-slice 'any' labels),
+    beside the chance level of random slice rankings (mean of `draws` seeded draws; not in
+    the paper, added to read the numbers)."""
     key = cv.key("any")
+    rand = _random_attention(key.shape, draws, seed)
     rows = []
     for task in TASKS:
         a1, n = key_slice_task(cv.attention["drct1"], key, task)
         a2, _ = key_slice_task(cv.attention["drct2"], key, task)
+        chance = np.mean([key_slice_task(r, key, task)[0] for r in rand]) if n else np.nan
         rows.append({"task": f"{task.capitalize()} task", "scans": n,
-                     "DrCT1_%": round(a1, 2), "DrCT2_%": round(a2, 2)})
+                     "DrCT1_%": round(a1, 2), "DrCT2_%": round(a2, 2),
+                     "random_ranking_%": round(float(chance), 2)})
     return pd.DataFrame(rows)
 
 
@@ -834,12 +905,15 @@ def table6(cv: CVResult) -> pd.DataFrame:
     order = [c for c in paper if c in cv.data.classes]
     order += [c for c in cv.data.classes if c not in order]
     rows = []
+    rand = _random_attention(cv.positions.shape, 20, 0)
     for cls in order:
         key = cv.key(cls)
         a1, amount = key_slice_recall(cv.attention["drct1"], key)
         a2, _ = key_slice_recall(cv.attention["drct2"], key)
+        chance = np.mean([key_slice_recall(r, key)[0] for r in rand]) if amount else np.nan
         rows.append({"disease": RSNA_SHORT.get(cls, cls), "amount_slices": amount,
-                     "DrCT1_accuracy_%": round(a1, 2), "DrCT2_accuracy_%": round(a2, 2)})
+                     "DrCT1_accuracy_%": round(a1, 2), "DrCT2_accuracy_%": round(a2, 2),
+                     "random_ranking_%": round(float(chance), 2)})
     return pd.DataFrame(rows)
 
 
@@ -1061,6 +1135,8 @@ def measured_claims(cvs: Sequence[CVResult], datas: Sequence[ScanData],
                 paired_keys(f"cmp/table5/{task}/drct2_vs_drct1", cv, key, task)
             for cls in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid",
                         "subdural", "any"):
+                if cls not in cv.data.classes:
+                    continue
                 k = cv.key(cls)
                 a1, amount = key_slice_recall(cv.attention["drct1"], k)
                 a2, _ = key_slice_recall(cv.attention["drct2"], k)
@@ -1084,6 +1160,34 @@ def measured_claims(cvs: Sequence[CVResult], datas: Sequence[ScanData],
                     note="this CPU: encoder at both sizes + DrCT2, one scan")
                 add("table8/drct2/total_time", seconds_per_scan * 148,
                     note="measured time per scan x 148 scans, this CPU")
+    if cvs:  # the settings this run used, beside the paper's
+        st = cvs[0].settings
+        for cv in cvs:
+            add(f"text/{cv.name}/kfold", st[f"folds_{cv.name}"])
+            add(f"text/{cv.name}/batch_size", st[f"batch_{cv.name}"])
+        add("text/training/epochs", st["epochs"])
+        add("text/training/lr_aps", st["lr_aps"])
+        add("text/training/lr_primary_fusion", st["lr_primary"],
+            note=f"fusion {st['lr_fusion']}")
+        add("text/model/dropout", st["dropout"], unit="fraction")
+        add("text/model/feature_dim", int(cvs[0].data.features.shape[-1]),
+            note=f"VGG-16 width {st['width']}")
+        add("text/model/input_size", st["image_size"])
+        add("text/model/aps_size", st["zoom_size"])
+        add("text/tasks/top_k", TOP_SLICES)
+        add("text/tasks/slices_per_set", st["seq_len_rsna"])
+        for cv in cvs:
+            f6 = fig6_table(cv) if cv.name == "cq500" else pd.DataFrame()
+            if len(f6):
+                best = f6.loc[f6["attention_f1"].idxmax()]
+                add("fig6/drct2/best_m_key", best["m_key"],
+                    note=f"m_key with the best attention-selected F1 among {list(f6['m_key'])}")
+            if cv.name == "cq500":
+                counts, _ = top5_positions(cv)
+                w = max(1, round(7 * cv.data.seq_len / 32))
+                lo = int(np.argmax(np.convolve(counts, np.ones(w, int), mode="valid")))
+                add("text/discussion/key_slices_first", lo + 1, note="same window as Fig. 7")
+                add("text/discussion/key_slices_last", lo + w, note="same window as Fig. 7")
     if tt is not None and len(cvs) > 1:
         pooled = tt[tt["scope"] == "pooled"]
         for metric in ("precision", "recall", "f1"):
@@ -1205,10 +1309,11 @@ def fig2_report(cv: CVResult, scan: int, s: Mapping[str, Any], seed: int = 0,
     m = len(w_slice)
     sl = cv.data.slice_labels[scan]
     key = (np.nan_to_num(sl[cv.positions[scan], 0]) > 0) if sl is not None else None
-    cols = min(m, 14)
+    cols = max(min(m, 14), 12)  # >= 12 leaves room for the probability panel
     rows_all = int(np.ceil(m / cols))
-    fig = plt.figure(figsize=(14, 2.2 + 1.1 * rows_all + 5.2))
-    gs = fig.add_gridspec(rows_all + 3, cols, height_ratios=[1] * rows_all + [1.3, 1.6, 1.6])
+    fig = plt.figure(figsize=(14, 2.2 + 1.1 * rows_all + 5.6))
+    gs = fig.add_gridspec(rows_all + 3, cols, height_ratios=[1] * rows_all + [1.3, 1.6, 1.6],
+                          hspace=0.45)
     for i in range(m):
         ax = fig.add_subplot(gs[i // cols, i % cols])
         ax.imshow(imgs[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
@@ -1225,7 +1330,7 @@ def fig2_report(cv: CVResult, scan: int, s: Mapping[str, Any], seed: int = 0,
                 ms=4, label="slice shows a lesion (truth)")
         ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("slice"), ax.set_ylabel("slice attention")
-    ax.set_xlim(0.4, m + 0.6)
+    ax.set_xlim(0.4, m + 0.6), ax.set_ylim(0, 1.15 * float(w_slice.max()))
     n_top = len(top)
     half = cols // 2
     for j, i in enumerate(top):
@@ -1242,7 +1347,7 @@ def fig2_report(cv: CVResult, scan: int, s: Mapping[str, Any], seed: int = 0,
                     va="center", fontsize=7)
             a2.text(-0.1, 0.5, "feature\nattention map", transform=a2.transAxes, ha="right",
                     va="center", fontsize=7)
-    ax = fig.add_subplot(gs[rows_all + 1:, max(n_top + 1, half):])
+    ax = fig.add_subplot(gs[rows_all + 1:, min(max(n_top + 2, half + 1), cols - 3):])
     names = [_label_name(cv.name, c) for c in cv.data.classes]
     ypos = np.arange(len(names))
     ax.barh(ypos, prob, color="tab:orange")
@@ -1267,6 +1372,7 @@ def fig5_curves(cv: CVResult, fold: int = 0) -> Any:
     ax.plot(h["epoch"], 100 * h["precision"], label="precision (macro)")
     ax.plot(h["epoch"], 100 * h["recall"], label="recall (macro)")
     ax.set_xlabel("epoch"), ax.set_ylabel("%"), ax.set_ylim(0, 100), ax.legend()
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title(f"DrCT2 on {LAYOUT_LABEL[cv.name]} layout, fold {fold + 1} held out", fontsize=9)
     return fig
 
