@@ -427,3 +427,16 @@ def test_sample_studies_and_resolve_windows() -> None:
     assert resolve_windows("default") == default_windows()
     assert resolve_windows(None) is None
     assert resolve_windows(((40, 80),)) == ((40, 80),)
+
+
+def test_data_roots_one_folder_serves_every_notebook(tmp_path):
+    from brainlib.data.roots import data_root_for, data_roots
+
+    assert data_roots(None, ("rsna", "cq500")) == {"rsna": None, "cq500": None}
+    (tmp_path / "rsna").mkdir()
+    assert data_root_for(tmp_path, "rsna") == tmp_path / "rsna"
+    assert data_root_for(tmp_path, "cq500") == tmp_path  # a dataset's own root
+    with pytest.raises(FileNotFoundError, match="expected a 'cq500' sub-folder"):
+        data_roots(tmp_path, ("rsna", "cq500"))
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        data_root_for(tmp_path / "missing", "rsna")

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from brainlib.data.classes import RSNA_CLASSES, RSNA_SHORT, RSNA_SUBTYPES
+from brainlib.data.roots import data_root_for
 from brainlib.profiles import resolve_profile
 
 PAPER = "he2024"
@@ -239,7 +240,7 @@ def prepare_data(exp: Experiment, workers: int = 0) -> He2024Data:
     s = exp.settings
     truth = None
     if exp.data_root:
-        root = Path(exp.data_root)
+        root = data_root_for(exp.data_root, "rsna")
     else:
         from brainlib.data.synth import ensure_phantoms, load_truth
 
