@@ -24,7 +24,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image as PILImage
 
-from brainlib.io import WINDOWS, Window, as_window, window
+from brainlib.io import WINDOWS, Window, as_window
+from brainlib.io import window as apply_window
 from brainlib.localize import cam_box
 
 __all__ = ["WindowExplorer", "SeriesAttentionViewer", "CamViewer", "load_source", "headless",
@@ -97,7 +98,7 @@ def region_contrast(hu: np.ndarray, region: np.ndarray, reference: np.ndarray,
     a crescent of blood against the adjacent skull is bright-on-bright in the brain window.
     """
     level, width = as_window(win)
-    shown = window(hu, level, width)
+    shown = apply_window(hu, level, width)
     if not region.any() or not reference.any():
         raise ValueError("both regions must contain at least one pixel")
     return float(shown[region].mean() - shown[reference].mean())
@@ -286,7 +287,7 @@ class WindowExplorer:
 
     def image(self) -> np.ndarray:
         """The displayed 2-D array in [0, 1]: exactly `window()` of the current slice."""
-        return window(self.hu_slice(), self.level, self.width)
+        return apply_window(self.hu_slice(), self.level, self.width)
 
     def hu_at(self, y: int | None = None, x: int | None = None) -> float:
         """HU at (row, column) of the current slice (default: the readout point)."""
@@ -452,7 +453,7 @@ class SeriesAttentionViewer:
     def image(self, index: int | None = None) -> np.ndarray:
         """Displayed slice in [0, 1]."""
         s = self.slices[self.slice_index if index is None else index]
-        return window(s, *self.window) if self.hu else np.clip(s, 0, 1)
+        return apply_window(s, *self.window) if self.hu else np.clip(s, 0, 1)
 
     def render_rgb(self) -> np.ndarray:
         ov = None if self.highlight is None else self.highlight[self.slice_index]
@@ -551,7 +552,7 @@ class CamViewer:
         img = np.asarray(image, dtype=np.float32)
         if img.ndim != 2:
             raise ValueError(f"image must be 2-D, got shape {img.shape}")
-        self.base = window(img, *as_window(window)) if window is not None else np.clip(img, 0, 1)
+        self.base = apply_window(img, *as_window(window)) if window is not None else np.clip(img, 0, 1)
         cam = np.asarray(cam, dtype=np.float32)
         if cam.ndim != 2:
             raise ValueError(f"cam must be 2-D, got shape {cam.shape}")

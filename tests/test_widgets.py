@@ -190,3 +190,9 @@ def test_explorer_notebook_runs_headless(tmp_path, brainlib_kernel, monkeypatch)
     html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert any("blood vs bone" in h for h in html)
+
+
+def test_cam_viewer_windows_hu_input():
+    hu = np.linspace(-100, 200, 64 * 64, dtype=np.float32).reshape(64, 64)
+    v = CamViewer(hu, np.ones((8, 8)), window=BRAIN)
+    np.testing.assert_array_equal(v.base, window(hu, *BRAIN))

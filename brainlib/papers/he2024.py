@@ -943,6 +943,45 @@ def fig8_cam(exp: Experiment, data: He2024Data, results: dict[str, VariantResult
     return fig
 
 
+def learned_window_presets(results: dict[str, VariantResult],
+                           model: str = "he2024_full") -> dict[str, tuple[float, float]]:
+    """The trained window module's (level, width) per channel, as WindowExplorer presets."""
+    table = learned_windows(results)
+    rows = table[table["model"] == model]
+    return {f"learned {int(r.channel) + 1}": (float(r.learned_level), float(r.learned_width))
+            for r in rows.itertuples()}
+
+
+def cam_example(data: He2024Data, loc: Localization | None, case: int = 0,
+                model: str = "he2024_full") -> dict[str, Any] | None:
+    """Inputs of `brainlib.widgets.CamViewer` for one Fig. 8 slice: HU image, CAM, true box.
+
+    The CAM is the one of the slice's boxed subtype (else its first positive subtype, else
+    `any`), exactly as Fig. 8 shows it; None when localisation was not run.
+    """
+    from brainlib.io import BRAIN
+
+    if loc is None or not loc.fig_cases:
+        return None
+    i = loc.fig_cases[min(case, len(loc.fig_cases) - 1)]
+    item = data.dataset[i]
+    cid = item["id"]
+    gt = data.boxes[data.boxes["image_id"] == cid] if data.boxes is not None else pd.DataFrame()
+    y = np.nan_to_num(item["y"].numpy())
+    if len(gt):
+        cls = gt["class"].iloc[0]
+    elif y[1:].any():
+        cls = RSNA_SUBTYPES[int(np.argmax(y[1:]))]
+    else:
+        cls = "any"
+    box = None
+    if len(gt):
+        b = gt[gt["class"] == cls].iloc[0]
+        box = (int(b.x0), int(b.y0), int(b.x1), int(b.y1))
+    cam = loc.cams[model][cid][list(RSNA_CLASSES).index(cls)]
+    return {"image": item["x"][0].numpy(), "cam": cam, "box": box, "window": BRAIN}
+
+
 # --------------------------------------------------------------------------- comparisons
 # (claim id, model a, model b, class or None for the six-class mean)
 COMPARISONS: tuple[tuple[str, str, str, str | None], ...] = (
