@@ -396,7 +396,7 @@ def table2_window_init() -> pd.DataFrame:
 
 def save_table2(exp: Experiment) -> pd.DataFrame:
     table = table2_window_init()
-    exp.run.save_table(table, "table2_window_init",
+    exp.run.save_table(table, "table2",
                        "Table 2: initial W and b of the window module from eq. 3.1 "
                        "(U = 255, eps = 1), exact (float64) and as the module's float32 "
                        "parameters; independent of data and training. The paper prints the "
@@ -609,7 +609,7 @@ def table3_ablation(exp: Experiment, results: dict[str, VariantResult]) -> pd.Da
             row[label] = paper.get(f"table3/{key}/{cls}/auc")
         rows.append(row)
     table = pd.DataFrame(rows)
-    exp.run.save_table(table, "table3_ablation",
+    exp.run.save_table(table, "table3",
                        "Table 3: test AUC [95 % bootstrap CI] per class and average; "
                        "radiologists' columns quoted from Ye et al. 2019 as reported by the "
                        "paper, not re-run")
@@ -631,7 +631,7 @@ def table4_inputs(exp: Experiment, results: dict[str, VariantResult]) -> pd.Data
                      "any AUC (here)": _cell(va, la, ha),
                      "AUC (paper)": paper.get(f"table4/{key}/auc")})
     table = pd.DataFrame(rows)
-    exp.run.save_table(table, "table4_inputs",
+    exp.run.save_table(table, "table4",
                        "Table 4: window-module input settings, test AUC [95 % bootstrap CI] "
                        "(mean over the six labels, and 'any'); every model has multiscale "
                        "fusion; the last row is the full model")
