@@ -304,3 +304,40 @@ def test_record_provenance_states_random_encoder_as_deviation():
     wang.record_provenance(run, {"rsna": data})
     assert any("random" in d for d in run.deviations)
     assert any("random initialisation" in n for n in run.notes)
+
+
+def test_encoder_choice_and_random_ignores_env_weights(monkeypatch):
+    monkeypatch.delenv("BRAINLIB_VGG16_WEIGHTS", raising=False)
+    s, _ = wang.settings("smoke")
+    assert s["encoder"] == "auto"
+    assert wang.resolve_encoder(s, phantoms=True) == "random"     # measured better on phantoms
+    assert wang.resolve_encoder(s, phantoms=False) == "random"    # never silently on real data
+    assert wang.resolve_encoder({**s, "encoder": "phantom_pretrained"}, False) == "phantom_pretrained"
+    with pytest.raises(FileNotFoundError, match="BRAINLIB_VGG16_WEIGHTS"):
+        wang.resolve_encoder({**s, "encoder": "imagenet"}, phantoms=True)
+    with pytest.raises(ValueError, match="encoder"):
+        wang.settings("smoke", encoder="resnet")
+    monkeypatch.setenv("BRAINLIB_VGG16_WEIGHTS", "/nonexistent/vgg16.pth")
+    assert wang.resolve_encoder(s, phantoms=True) == "imagenet"
+    assert wang.resolve_encoder({**s, "encoder": "random"}, phantoms=True) == "random"
+    enc, pre = wang.make_encoder("random", s, seed=0)      # does not touch the env file
+    assert pre is None and "random initialisation" in enc.init.note
+    spec = wang.pretrain_spec(s, seed=2)
+    assert spec.phantom_seed == s["phantom_seed"] + 10_000 and spec.seed == 2
+    assert spec.image_size == s["image_size"] and spec.width == s["width"]
+
+
+def test_feature_cache_key_changes_with_encoder_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLIB_CACHE", str(tmp_path))
+    s, _ = wang.settings("smoke", max_studies=2)
+    ds = wang._open_dataset("rsna", None, {**s, "phantom_studies_rsna": 2})
+    a = SliceEncoder(s["width"], False, seed=0)
+    b = SliceEncoder(s["width"], False, seed=1)
+    path = tmp_path / "w.pt"
+    state = {k: v + 0.01 for k, v in a.features.state_dict().items()}
+    torch.save(state, path)
+    c = SliceEncoder.from_pretrained(path, s["width"], a.init.note)  # same note, new weights
+    keys = {wang._feature_key("rsna", ds, s, 0, e) for e in (a, b, c)}
+    assert len(keys) == 3
+    assert wang._feature_key("rsna", ds, s, 0, a) == wang._feature_key(
+        "rsna", ds, s, 0, SliceEncoder(s["width"], False, seed=0))

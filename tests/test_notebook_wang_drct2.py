@@ -12,13 +12,19 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "wang_drct2_key_slices.ipynb"
 
 
+def nbformat_read(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
 def test_notebook_structure():
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "code" and "parameters" in first.metadata.get("tags", [])
     for name in ("profile", "data_root", "out_dir", "device", "seed", "dataset", "folds",
-                 "epochs", "image_size", "zoom_size", "m_key", "max_studies"):
+                 "epochs", "image_size", "zoom_size", "m_key", "max_studies", "encoder"):
         assert f"{name} =" in first.source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert sum(len(c.source.splitlines()) for c in code) < 100
@@ -28,8 +34,9 @@ def test_notebook_structure():
 
 
 @pytest.mark.slow
-def test_notebook_smoke_run(tmp_path, brainlib_kernel):
+def test_notebook_smoke_run(tmp_path, brainlib_kernel, monkeypatch):
     pm = pytest.importorskip("papermill")
+    monkeypatch.setenv("BRAINLIB_HEADLESS", "1")  # as the runner sets it: static widget figures
     out = tmp_path / "wang_drct2"
     t0 = time.perf_counter()
     pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name=brainlib_kernel,
@@ -45,7 +52,13 @@ def test_notebook_smoke_run(tmp_path, brainlib_kernel):
         assert {f"{stem}.png", f"{stem}.pdf"} <= figs
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parameters"]["profile"] == "smoke"
-    assert any("random initialisation" in n for n in manifest["notes"])
+    # by default the encoder keeps random weights, and the manifest says so
+    assert any("random (seeded Kaiming)" in d for d in manifest["deviations"])
+    # the attention viewer cell rendered a static picture headless
+    executed = nbformat_read(tmp_path / "executed.ipynb")
+    viewer = [c for c in executed.cells if "SeriesAttentionViewer(" in c.source]
+    assert len(viewer) == 1
+    assert any("image/png" in o.get("data", {}) for o in viewer[0].outputs)
     assert manifest["data_source"]["kind"] == "phantom"
     # macro F1 recomputed from the saved per-case predictions equals Table 3
     from sklearn.metrics import f1_score

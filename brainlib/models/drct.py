@@ -23,11 +23,13 @@ Widths of the BiGRU and FC layers are not given in the paper; the defaults are o
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.models.vgg import make_layers
 
 from brainlib.layers.sequence_attention import (
     FeatureAttention,
@@ -37,7 +39,7 @@ from brainlib.layers.sequence_attention import (
     zoom_slices,
 )
 from brainlib.models._registry import register_model
-from brainlib.models.backbones import BackboneInit, vgg16_features
+from brainlib.models.backbones import BackboneInit, _scaled_cfg, vgg16_features
 
 PAPER = "wang_drct2"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -48,13 +50,21 @@ class SliceEncoder(nn.Module):
     """Frozen VGG-16 conv layers + adaptive max-pool (section V.A): (N, 3, H, W) -> (N, D).
 
     Without a local ImageNet weights file the conv layers get a seeded Kaiming (fan-in)
-    random initialisation — a stated substitute (`init.note`), never presented as ImageNet.
+    random initialisation — a stated substitute (`init.note`), never presented as ImageNet;
+    ``weights=False`` forces it even when ``$BRAINLIB_VGG16_WEIGHTS`` is set.
+    `from_pretrained` loads weights trained on phantoms (`brainlib.models.encoder_pretrain`).
     Inputs are windowed slices in [0, 1], normalised with the ImageNet mean/std VGG expects.
     """
 
-    def __init__(self, width: float = 1.0, weights: str | None = None, seed: int = 0) -> None:
+    def __init__(self, width: float = 1.0, weights: str | bool | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
-        self.features, init = vgg16_features(width, weights)
+        if weights is False:  # random initialisation even when $BRAINLIB_VGG16_WEIGHTS is set
+            self.features = make_layers(_scaled_cfg(width, 3), batch_norm=False)
+            init = BackboneInit(False, "random initialisation",
+                                "VGG-16 from random initialisation (asked for)")
+        else:
+            self.features, init = vgg16_features(width, weights or None)
         if not init.pretrained:
             gen = torch.Generator().manual_seed(int(seed))
             for module in self.features.modules():
@@ -72,6 +82,24 @@ class SliceEncoder(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, width: float, note: str) -> "SliceEncoder":
+        """A frozen encoder with conv weights from `path` (a `features` state dict written by
+        `brainlib.models.encoder_pretrain`); `note` says how they were trained."""
+        enc = cls(width, weights=False, seed=0)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        enc.features.load_state_dict(state, strict=True)
+        enc.init = BackboneInit(True, str(path), note)
+        for p in enc.parameters():
+            p.requires_grad_(False)
+        return enc.eval()
+
+    def weights_digest(self) -> str:
+        """Identity of the conv weights (SHA-256 prefix), for feature-cache keys."""
+        from brainlib.models.encoder_pretrain import weights_digest
+
+        return weights_digest(self.features)
 
     def train(self, mode: bool = True) -> "SliceEncoder":
         # Frozen: stays in eval mode whatever the parent does.

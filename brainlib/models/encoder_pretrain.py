@@ -1,0 +1,220 @@
+"""Phantom pretraining of the VGG-16 slice encoder: the stated substitute for ImageNet weights.
+
+Wang et al. (DrCT1/DrCT2) freeze an ImageNet-pretrained VGG-16 as slice encoder. No ImageNet
+weights can be downloaded here, and a frozen *randomly* initialised VGG-16 gives slice
+features that carry little about hemorrhage, so every sequence model on top of it is near
+chance and method comparisons show nothing. The documented substitute (issue 5) is to train
+the encoder first, on a **disjoint** phantom set, then freeze it exactly like the ImageNet one:
+
+- data: RSNA-layout phantoms generated with a different seed (``phantom_seed + 10_000`` by
+  the caller), so no evaluation subject is seen; every slice with its per-slice labels (the
+  five subtypes + any), windowed as the pipeline windows them, at the working image size;
+- model: the (width-scaled) VGG-16 conv layers + adaptive max-pool (`SliceEncoder`) + one
+  linear layer, BCE on the slice labels, trained with `brainlib.engine.fit` (seeded,
+  bit-identical on CPU); the epoch with the best slice-level macro AUC on a held-out
+  patient split *of the pretraining set* is kept;
+- cache: ``cache_dir("wang_drct2", "encoders", <key>)`` keyed by everything that determines
+  the weights (phantom key, seeds, width, size, epochs, batch, lr, code version), written
+  atomically and reused on the next run.
+
+`pretrain_encoder` returns a `PretrainedEncoder` whose ``note`` says all of this for the
+manifest; `SliceEncoder.from_pretrained` loads the weights, frozen.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PRETRAIN_VERSION = "1"
+#: Offset added to the evaluation phantom seed for the pretraining phantoms (disjoint subjects).
+SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Everything that determines the pretrained weights (the cache key is made of it)."""
+
+    width: float
+    image_size: int
+    studies: int
+    phantom_seed: int
+    phantom_size: int
+    difficulty: float
+    epochs: int
+    seed: int = 0
+    batch: int = 32
+    lr: float = 1e-3
+    val_fraction: float = 0.2
+
+    def key(self) -> str:
+        from brainlib.data.synth import GENERATOR_VERSION
+
+        ident = {**asdict(self), "version": PRETRAIN_VERSION, "phantoms": str(GENERATOR_VERSION)}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass
+class PretrainedEncoder:
+    """A pretrained encoder on disk: weights file, spec, training summary, manifest note."""
+
+    path: Path  # encoder.pt: state dict of SliceEncoder.features
+    spec: PretrainSpec
+    summary: dict[str, Any]
+    cached: bool
+    seconds: float
+    history: Any = field(default=None, repr=False)
+
+    @property
+    def note(self) -> str:
+        s, m = self.spec, self.summary
+        return (f"VGG-16 (width {s.width}) pretrained here on RSNA-layout phantoms disjoint from "
+                f"the evaluation data (phantom seed {s.phantom_seed}, {s.studies} studies, "
+                f"{m['train_slices']} training slices, per-slice labels any + 5 subtypes, "
+                f"{s.image_size}px, {s.epochs} epochs, engine.fit seed {s.seed}); held-out "
+                f"slice-level macro AUC {m['val_auc']:.3f} on {m['val_slices']} slices of "
+                f"{m['val_patients']} pretraining patients; then frozen (substitute for "
+                f"ImageNet weights)")
+
+
+class SliceClassifier(nn.Module):
+    """SliceEncoder (trainable during pretraining) + one linear layer -> per-slice logits."""
+
+    def __init__(self, width: float, num_classes: int, seed: int) -> None:
+        super().__init__()
+        from brainlib.models.drct import SliceEncoder
+
+        self.encoder = SliceEncoder(width, weights=False, seed=seed)
+        for p in self.encoder.features.parameters():
+            p.requires_grad_(True)
+        self.head = nn.Linear(self.encoder.out_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+class _SliceSet(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, ids: list[str]) -> None:
+        self.x, self.y, self.ids = x, y, ids
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"x": self.x[i], "y": self.y[i], "id": self.ids[i]}
+
+
+def load_phantom_slices(spec: PretrainSpec) -> tuple[torch.Tensor, torch.Tensor, np.ndarray,
+                                                      list[str], tuple[str, ...]]:
+    """All windowed slices (N, 3, S, S), per-slice labels (N, C), patient of each slice,
+    slice ids and class names of the pretraining phantoms (generated once, cached)."""
+    from brainlib.data import RSNADataset
+    from brainlib.data.synth import ensure_phantoms
+
+    root = ensure_phantoms("rsna", spec.studies, spec.phantom_seed, spec.phantom_size,
+                           spec.difficulty)
+    ds = RSNADataset(root, view="series", size=spec.image_size, seed=spec.phantom_seed,
+                     progress=False)
+    xs, ys, groups, ids = [], [], [], []
+    for i in range(len(ds)):
+        seq = ds.seq_len
+        ds.seq_len = None
+        try:
+            x = ds.load_x(i)
+        finally:
+            ds.seq_len = seq
+        y = ds.slice_labels(i)
+        if y is None or len(y) != len(x):
+            raise ValueError(f"{root}: scan {ds.ids[i]} has no per-slice labels for every slice")
+        xs.append(x.float())
+        ys.append(torch.from_numpy(np.nan_to_num(np.asarray(y, np.float32))))
+        groups += [str(ds.groups[i])] * len(x)
+        ids += [f"{ds.ids[i]}:{k}" for k in range(len(x))]
+    classes = tuple(getattr(ds, "slice_classes", None) or ds.classes)
+    return torch.cat(xs), torch.cat(ys), np.asarray(groups), ids, classes
+
+
+def _macro_auc(preds: Any) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    y, p = np.asarray(preds.y_true), np.asarray(preds.y_score)
+    aucs = [roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1])
+            if 0 < y[:, j].sum() < len(y)]
+    return {"auc": float(np.mean(aucs)) if aucs else float("nan")}
+
+
+def _bce(out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(out, batch["y"].to(out.dtype))
+
+
+def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = False,
+                     cache: bool = True) -> PretrainedEncoder:
+    """Train (or reuse from the cache) the slice encoder on disjoint phantom slices."""
+    from brainlib._atomic import atomic_path, atomic_write
+    from brainlib.paths import cache_dir
+
+    t0 = time.perf_counter()
+    folder = cache_dir("wang_drct2", "encoders") / f"vgg16-{spec.key()}"
+    weights, meta = folder / "encoder.pt", folder / "meta.json"
+    if cache and weights.is_file() and meta.is_file():
+        summary = json.loads(meta.read_text())["summary"]
+        return PretrainedEncoder(weights, spec, summary, True, time.perf_counter() - t0)
+
+    from brainlib.engine import fit, make_loader, predict, seed_everything
+
+    x, y, groups, ids, classes = load_phantom_slices(spec)
+    patients = np.unique(groups)
+    rng = np.random.default_rng([spec.seed, 17])
+    n_val = max(1, int(round(spec.val_fraction * len(patients))))
+    val_patients = set(rng.permutation(patients)[:n_val].tolist())
+    is_val = np.array([g in val_patients for g in groups])
+    tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    train_set = _SliceSet(x[tr], y[tr], [ids[i] for i in tr])
+    val_set = _SliceSet(x[va], y[va], [ids[i] for i in va])
+    seed_everything(spec.seed)
+    model = SliceClassifier(spec.width, y.shape[1], spec.seed)
+    result = fit(model, make_loader(train_set, spec.batch, shuffle=True, seed=spec.seed),
+                 make_loader(val_set, 256), losses=[("bce", _bce, 1.0)], epochs=spec.epochs,
+                 lr=spec.lr, monitor="auc", mode="max", metric_fn=_macro_auc, device=device,
+                 seed=spec.seed, progress=progress)
+    best = result.model.to("cpu").eval()
+    val_auc = _macro_auc(predict(best, make_loader(val_set, 256), device="cpu"))["auc"]
+    hist = result.history
+    summary = {
+        "classes": list(classes), "train_slices": int(len(tr)), "val_slices": int(len(va)),
+        "train_patients": int(len(patients) - n_val), "val_patients": int(n_val),
+        "val_auc": val_auc,
+        "val_auc_per_epoch": [float(v) for v in hist["auc"]] if "auc" in hist else [],
+        "train_loss_per_epoch": ([float(v) for v in hist["train_loss"]]
+                                 if "train_loss" in hist else []),
+        "positive_rate": [float(v) for v in y[tr].mean(0)],
+        "train_seconds": time.perf_counter() - t0,
+    }
+    if cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(weights) as tmp:
+            torch.save(best.encoder.features.state_dict(), tmp)
+        atomic_write(meta, json.dumps({"spec": asdict(spec), "summary": summary}, indent=1))
+    else:  # tests: keep the weights in a temporary file
+        import tempfile
+
+        weights = Path(tempfile.mkdtemp(prefix="brainlib-encoder-")) / "encoder.pt"
+        torch.save(best.encoder.features.state_dict(), weights)
+    return PretrainedEncoder(weights, spec, summary, False, time.perf_counter() - t0, hist)
+
+
+def weights_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (identity of the encoder weights)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]

@@ -1,0 +1,62 @@
+"""Phantom pretraining of the DrCT slice encoder (substitute for ImageNet weights)."""
+from __future__ import annotations
+
+import torch
+
+from brainlib.models.drct import SliceEncoder
+from brainlib.models.encoder_pretrain import PretrainSpec, pretrain_encoder, weights_digest
+
+torch.set_num_threads(1)
+
+
+def _spec(**kw) -> PretrainSpec:
+    base = dict(width=0.125, image_size=32, studies=4, phantom_seed=10_000, phantom_size=64,
+                difficulty=0.5, epochs=1, seed=0, batch=16)
+    return PretrainSpec(**{**base, **kw})
+
+
+def _state(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_pretraining_is_deterministic_cached_and_seed_dependent(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLIB_CACHE", str(tmp_path))
+    spec = _spec()
+    first = pretrain_encoder(spec, device="cpu", cache=False)
+    second = pretrain_encoder(spec, device="cpu")          # trains again, into the cache
+    assert not first.cached and not second.cached
+    assert tmp_path in second.path.parents and second.path.name == "encoder.pt"
+    a, b = _state(first.path), _state(second.path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical
+    again = pretrain_encoder(spec, device="cpu")           # reused, not retrained
+    assert again.cached and again.path == second.path
+    assert again.summary["train_slices"] == second.summary["train_slices"] > 0
+    assert 0.0 <= again.summary["val_auc"] <= 1.0 or again.summary["val_auc"] != again.summary["val_auc"]
+    # the weights moved away from the random initialisation they started from
+    rand = SliceEncoder(0.125, False, seed=0)
+    assert weights_digest(rand.features) != SliceEncoder.from_pretrained(
+        again.path, 0.125, "n").weights_digest()
+    other = pretrain_encoder(_spec(seed=1), device="cpu")
+    assert other.path != second.path
+    c = _state(other.path)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    assert "disjoint" in again.note and "phantom seed 10000" in again.note
+
+
+def test_spec_key_covers_every_setting():
+    keys = {_spec().key(), _spec(epochs=2).key(), _spec(width=0.25).key(),
+            _spec(image_size=64).key(), _spec(phantom_seed=10_001).key(), _spec(studies=5).key(),
+            _spec(lr=3e-4).key()}
+    assert len(keys) == 7
+
+
+def test_from_pretrained_is_frozen_and_stated(tmp_path):
+    enc = SliceEncoder(0.125, False, seed=3)
+    path = tmp_path / "w.pt"
+    torch.save(enc.features.state_dict(), path)
+    loaded = SliceEncoder.from_pretrained(path, 0.125, "trained on phantoms")
+    assert loaded.weights_digest() == enc.weights_digest()
+    assert loaded.init.note == "trained on phantoms" and loaded.init.source == str(path)
+    assert not any(p.requires_grad for p in loaded.parameters())
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(loaded(x), enc(x))
