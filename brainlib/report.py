@@ -498,6 +498,25 @@ def _fmt_seconds(seconds: Any) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _static_audit(paper: str) -> list[str]:
+    """Audit section for a paper with no run yet: its own numbers checked against each other."""
+    from brainlib.claims import audit, load_claims
+
+    try:
+        findings = audit(paper)
+        n_claims = len(load_claims(paper))
+    except Exception as err:  # a broken claims file must not hide the rest of the report
+        return ["### Audit of the paper's arithmetic", "", f"Audit failed: {err}", ""]
+    lines = ["### Audit of the paper's arithmetic", "",
+             f"{n_claims} claims registered in `brainlib/claims/{paper}.yaml`; "
+             f"{len(findings)} inconsistencies in the paper's own numbers "
+             f"(`brainlib audit {paper}`).", ""]
+    if len(findings):
+        cols = [c for c in ("severity", "claims", "stated", "computed", "detail") if c in findings]
+        lines.append(to_markdown(findings[cols]))
+    return lines
+
+
 def _status_text(status: dict[str, Any] | None, manifest: dict[str, Any] | None) -> str:
     if status is None:
         return "ok (no runner status)" if manifest else "not run"
@@ -521,6 +540,8 @@ def _paper_section(key: str, folder: Path, notebooks_dir: Path | None, lines: li
         has = _has_notebook(key, notebooks_dir)
         summary["status"] = "no notebook yet" if has is False else "not run"
         lines += [f"- Status: {summary['status']}", ""]
+        if key in PAPER_TITLES:  # the paper's claims are registered: its arithmetic is audited
+            lines += _static_audit(key)
         return summary
 
     summary["status"] = _status_text(status, manifest)

@@ -226,6 +226,10 @@ def test_write_report_lists_every_paper_and_failures(tmp_path):
     for key in ("yin2024", "lin2021", "pandiyaraju2024"):
         section = text.split(f"## {key} —")[1].split("\n## ")[0]
         assert "no notebook yet" in section
+        # a paper without a notebook still gets its own arithmetic audited in the report
+        assert f"claims registered in `brainlib/claims/{key}.yaml`" in section
+    yin = text.split("## yin2024 —")[1].split("\n## ")[0]
+    assert "2PR/(P+R)" in yin  # yin2024's F1 values disagree with its own eq. 16
     html = (out / "REPORT.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "planted failure" in html and "<img" in html
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
