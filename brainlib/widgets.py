@@ -167,8 +167,57 @@ def _bars(values: np.ndarray, height: int, colours: np.ndarray, bar_px: int) -> 
     return img
 
 
+# ---------------------------------------------------------------- shared viewer logic
+class _Viewer:
+    """What every viewer shares: an ipywidgets box built once on first use, redrawn from
+    `_pictures()` + `readout()`, and a static `figure()` instead when no frontend renders."""
+
+    def __init__(self) -> None:
+        self._controls: dict[str, Any] = {}
+        self._widget: Any = None
+
+    def _build(self) -> Any:  # the ipywidgets box; fills self._controls
+        raise NotImplementedError
+
+    def _pictures(self) -> dict[str, Any]:  # control key -> function returning an RGB array
+        raise NotImplementedError
+
+    def readout(self) -> str:
+        raise NotImplementedError
+
+    def figure(self) -> Any:
+        raise NotImplementedError
+
+    def widget(self) -> Any:
+        """The ipywidgets box (built once)."""
+        if self._widget is None:
+            self._widget = self._build()
+            self.redraw()
+        return self._widget
+
+    def redraw(self) -> None:
+        """Refresh pictures and readout (the < 100 ms path); a no-op before `widget()`."""
+        if self._widget is None:
+            return
+        for key, render in self._pictures().items():
+            self._controls[key].value = _png(render())
+        self._controls["readout"].value = f"<code>{self.readout()}</code>"
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if headless():
+            import matplotlib.pyplot as plt
+
+            fig = self.figure()
+            display(fig)
+            plt.close(fig)
+        else:
+            display(self.widget())
+
+
 # ---------------------------------------------------------------- WindowExplorer
-class WindowExplorer:
+class WindowExplorer(_Viewer):
     """Window width/level explorer over a HU slice or volume.
 
     Args:
@@ -185,6 +234,7 @@ class WindowExplorer:
                  learned: Mapping[str, Window | tuple[float, float]] | None = None,
                  overlay: np.ndarray | None = None, overlay_alpha: float = 0.4,
                  roi: int = 5, slice_index: int | None = None) -> None:
+        super().__init__()
         self.volume = load_source(source)
         as_window((level, width))  # validates width > 0
         self.presets: dict[str, Window] = {k: v for k, v in WINDOWS.items()}
@@ -200,8 +250,6 @@ class WindowExplorer:
         self._check_slice(self._state["slice_index"])
         self._lut = _colormap_lut("jet")
         self._hist_counts = np.histogram(self.volume, bins=300, range=_HIST_RANGE)[0]
-        self._widget: Any = None
-        self._controls: dict[str, Any] = {}
 
     # -- state ------------------------------------------------------------------------
     def _check_overlay(self, overlay: np.ndarray | None) -> np.ndarray | None:
@@ -332,21 +380,10 @@ class WindowExplorer:
         img[:, np.repeat(inside, 2) & (img == 255).all(axis=2).all(axis=0)] = (255, 235, 225)
         return img
 
-    def redraw(self) -> None:
-        """Refresh the picture, histogram and readout (the < 100 ms path)."""
-        if self._widget is None:
-            return
-        self._controls["image"].value = _png(self.render_rgb())
-        self._controls["hist"].value = _png(self.histogram_rgb())
-        self._controls["readout"].value = f"<code>{self.readout()}</code>"
+    def _pictures(self) -> dict[str, Any]:
+        return {"image": self.render_rgb, "hist": self.histogram_rgb}
 
-    def widget(self) -> Any:
-        """The ipywidgets box (built once)."""
-        if self._widget is None:
-            self._build()
-        return self._widget
-
-    def _build(self) -> None:
+    def _build(self) -> Any:
         import ipywidgets as w
 
         z, h, wd = self.volume.shape
@@ -383,11 +420,10 @@ class WindowExplorer:
         c["point_x"].observe(lambda ch: self._move_point(x=ch["new"]), names="value")
         c["alpha"].observe(lambda ch: (setattr(self, "overlay_alpha", ch["new"]), self.redraw()),
                            names="value")
-        self._widget = w.VBox([
+        return w.VBox([
             w.HBox(buttons), c["level"], c["width"], c["slice_index"],
             w.HBox([c["point_y"], c["point_x"], c["alpha"]]), c["image"], c["readout"], c["hist"],
         ])
-        self.redraw()
 
     def _move_point(self, y: int | None = None, x: int | None = None) -> None:
         py, px = self.point
@@ -412,12 +448,9 @@ class WindowExplorer:
         fig.tight_layout()
         return fig
 
-    def _ipython_display_(self) -> None:
-        _show(self)
-
 
 # ---------------------------------------------------------------- SeriesAttentionViewer
-class SeriesAttentionViewer:
+class SeriesAttentionViewer(_Viewer):
     """Browse a series with its slice attention (Wang et al. DrCT1/DrCT2 outputs).
 
     Args:
@@ -433,6 +466,7 @@ class SeriesAttentionViewer:
                  window: Window | tuple[float, float] = WINDOWS["brain"],
                  highlight: np.ndarray | None = None,
                  probabilities: Mapping[str, float] | None = None, hu: bool = True) -> None:
+        super().__init__()
         self.slices = load_source(np.asarray(slices))
         self.attention = np.asarray(attention, dtype=np.float64).ravel()
         if len(self.attention) != len(self.slices):
@@ -447,8 +481,6 @@ class SeriesAttentionViewer:
         self.top_indices = [int(i) for i in np.argsort(-self.attention, kind="stable")[:self.top_k]]
         self.slice_index = self.top_indices[0]
         self._lut = _colormap_lut("jet")
-        self._controls: dict[str, Any] = {}
-        self._widget: Any = None
 
     def image(self, index: int | None = None) -> np.ndarray:
         """Displayed slice in [0, 1]."""
@@ -456,6 +488,7 @@ class SeriesAttentionViewer:
         return apply_window(s, *self.window) if self.hu else np.clip(s, 0, 1)
 
     def render_rgb(self) -> np.ndarray:
+        """The selected slice with its highlight; a red frame marks a top-k slice."""
         ov = None if self.highlight is None else self.highlight[self.slice_index]
         rgb = _blend(_to_uint8_gray(self.image()), ov, 0.35, self._lut, mask_only=False)
         if self.slice_index in self.top_indices:
@@ -464,12 +497,14 @@ class SeriesAttentionViewer:
         return rgb.astype(np.uint8)
 
     def attention_rgb(self, height: int = 80) -> np.ndarray:
+        """Attention bars: top-k in red, the selected slice in blue."""
         colours = np.full((len(self.attention), 3), 150, np.uint8)
         colours[self.top_indices] = (220, 30, 30)
         colours[self.slice_index] = (30, 90, 220)
         return _bars(self.attention, height, colours, bar_px=max(4, 480 // len(self.attention)))
 
     def readout(self) -> str:
+        """The selected slice's attention, its rank and the predicted probabilities."""
         rank = (self.top_indices.index(self.slice_index) + 1
                 if self.slice_index in self.top_indices else None)
         probs = ", ".join(f"{k} {v:.2f}" for k, v in self.probabilities.items())
@@ -477,37 +512,30 @@ class SeriesAttentionViewer:
         return (f"slice {self.slice_index}: attention {self.attention[self.slice_index]:.3f} "
                 f"({top})" + (f" | {probs}" if probs else ""))
 
-    def redraw(self) -> None:
-        if self._widget is None:
-            return
-        self._controls["image"].value = _png(self.render_rgb())
-        self._controls["bars"].value = _png(self.attention_rgb())
-        self._controls["readout"].value = f"<code>{self.readout()}</code>"
+    def _pictures(self) -> dict[str, Any]:
+        return {"image": self.render_rgb, "bars": self.attention_rgb}
 
-    def widget(self) -> Any:
-        if self._widget is None:
-            import ipywidgets as w
+    def _build(self) -> Any:
+        import ipywidgets as w
 
-            c = self._controls
-            c["slice"] = w.IntSlider(value=self.slice_index, min=0, max=len(self.slices) - 1,
-                                     description="slice")
-            c["top"] = w.ToggleButtons(options=[str(i) for i in self.top_indices],
-                                       description=f"top-{self.top_k}")
-            c["image"] = w.Image(format="png")
-            c["bars"] = w.Image(format="png")
-            c["readout"] = w.HTML()
+        c = self._controls
+        c["slice"] = w.IntSlider(value=self.slice_index, min=0, max=len(self.slices) - 1,
+                                 description="slice")
+        c["top"] = w.ToggleButtons(options=[str(i) for i in self.top_indices],
+                                   description=f"top-{self.top_k}")
+        c["image"] = w.Image(format="png")
+        c["bars"] = w.Image(format="png")
+        c["readout"] = w.HTML()
 
-            def go(index: int) -> None:
-                self.slice_index = int(index)
-                if c["slice"].value != self.slice_index:
-                    c["slice"].value = self.slice_index
-                self.redraw()
-
-            c["slice"].observe(lambda ch: go(ch["new"]), names="value")
-            c["top"].observe(lambda ch: go(int(ch["new"])), names="value")
-            self._widget = w.VBox([c["top"], c["slice"], c["bars"], c["image"], c["readout"]])
+        def go(index: int) -> None:
+            self.slice_index = int(index)
+            if c["slice"].value != self.slice_index:
+                c["slice"].value = self.slice_index
             self.redraw()
-        return self._widget
+
+        c["slice"].observe(lambda ch: go(ch["new"]), names="value")
+        c["top"].observe(lambda ch: go(int(ch["new"])), names="value")
+        return w.VBox([c["top"], c["slice"], c["bars"], c["image"], c["readout"]])
 
     def figure(self):
         """Static figure: attention bars and the top-k slices."""
@@ -531,12 +559,9 @@ class SeriesAttentionViewer:
         fig.tight_layout()
         return fig
 
-    def _ipython_display_(self) -> None:
-        _show(self)
-
 
 # ---------------------------------------------------------------- CamViewer
-class CamViewer:
+class CamViewer(_Viewer):
     """Image, CAM and the box obtained by thresholding it (He et al.: 20 % of the maximum).
 
     Args:
@@ -549,6 +574,7 @@ class CamViewer:
     def __init__(self, image: np.ndarray, cam: np.ndarray, box: Box | None = None, *,
                  threshold: float = 0.2, window: Window | tuple[float, float] | None = None,
                  alpha: float = 0.4) -> None:
+        super().__init__()
         img = np.asarray(image, dtype=np.float32)
         if img.ndim != 2:
             raise ValueError(f"image must be 2-D, got shape {img.shape}")
@@ -563,8 +589,6 @@ class CamViewer:
         self.threshold = float(threshold)
         self.alpha = float(alpha)
         self._lut = _colormap_lut("jet")
-        self._controls: dict[str, Any] = {}
-        self._widget: Any = None
 
     @property
     def predicted_box(self) -> Box | None:
@@ -572,44 +596,41 @@ class CamViewer:
         return cam_box(self.cam, self.threshold)
 
     def render_rgb(self) -> np.ndarray:
+        """Image with the CAM overlay, the true box (green) and the predicted box (red)."""
         rgb = _blend(_to_uint8_gray(self.base), self.cam01, self.alpha, self._lut, mask_only=False)
         _draw_box(rgb, self.truth, (40, 220, 40))
         _draw_box(rgb, self.predicted_box, (255, 40, 40))
         return rgb.astype(np.uint8)
 
     def readout(self) -> str:
+        """Threshold, predicted and true boxes and their IoU."""
         from brainlib.localize import box_iou
 
         pred = self.predicted_box
         iou = box_iou(pred, self.truth) if (pred and self.truth) else float("nan")
         return f"threshold {self.threshold:.2f} | predicted box {pred} | ground truth {self.truth} | IoU {iou:.2f}"
 
-    def redraw(self) -> None:
-        if self._widget is None:
-            return
-        self._controls["image"].value = _png(self.render_rgb())
-        self._controls["readout"].value = f"<code>{self.readout()}</code>"
+    def _pictures(self) -> dict[str, Any]:
+        return {"image": self.render_rgb}
 
-    def widget(self) -> Any:
-        if self._widget is None:
-            import ipywidgets as w
+    def _build(self) -> Any:
+        import ipywidgets as w
 
-            c = self._controls
-            c["threshold"] = w.FloatSlider(value=self.threshold, min=0.05, max=0.95, step=0.05,
-                                           description="threshold")
-            c["image"] = w.Image(format="png")
-            c["readout"] = w.HTML()
+        c = self._controls
+        c["threshold"] = w.FloatSlider(value=self.threshold, min=0.05, max=0.95, step=0.05,
+                                       description="threshold")
+        c["image"] = w.Image(format="png")
+        c["readout"] = w.HTML()
 
-            def on(ch: dict) -> None:
-                self.threshold = float(ch["new"])
-                self.redraw()
-
-            c["threshold"].observe(on, names="value")
-            self._widget = w.VBox([c["threshold"], c["image"], c["readout"]])
+        def on(ch: dict) -> None:
+            self.threshold = float(ch["new"])
             self.redraw()
-        return self._widget
+
+        c["threshold"].observe(on, names="value")
+        return w.VBox([c["threshold"], c["image"], c["readout"]])
 
     def figure(self):
+        """Static figure of the current threshold (headless runs)."""
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(4.5, 4.8))
@@ -620,18 +641,3 @@ class CamViewer:
         fig.tight_layout()
         return fig
 
-    def _ipython_display_(self) -> None:
-        _show(self)
-
-
-def _show(viewer: Any) -> None:
-    from IPython.display import display
-
-    if headless():
-        import matplotlib.pyplot as plt
-
-        fig = viewer.figure()
-        display(fig)
-        plt.close(fig)
-    else:
-        display(viewer.widget())
