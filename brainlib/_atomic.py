@@ -55,3 +55,28 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes, encoding: str 
     with atomic_path(target, fsync=fsync) as tmp:
         tmp.write_bytes(payload)
     return target
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` as a whole.
+
+    For multi-file caches (arrays + metadata) that must appear complete or not at all.
+    An existing `path` is removed just before the rename; on an exception the temporary
+    folder is deleted and `path` is left as it was.
+    """
+    import shutil
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

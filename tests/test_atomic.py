@@ -46,3 +46,21 @@ def test_checkpoint_and_skipped_writers_go_through_atomic_path(tmp_path):
     out = write_skipped([Skipped("a.dcm", "NotCTError", "modality MR")], tmp_path / "s" / "skipped.csv")
     assert out.read_text().splitlines() == ["path,error,reason", "a.dcm,NotCTError,modality MR"]
     assert _no_temp_left(ckpt.parent) and _no_temp_left(out.parent)
+
+
+def test_atomic_dir_replaces_whole_folder_or_nothing(tmp_path):
+    from brainlib._atomic import atomic_dir
+
+    target = tmp_path / "cache"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "b.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]  # old folder intact
+    with atomic_dir(target) as tmp:
+        (tmp / "c.txt").write_text("two")
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]  # replaced as a whole
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]  # no temp folder left

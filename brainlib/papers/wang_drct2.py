@@ -34,8 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from brainlib._atomic import atomic_dir
 from brainlib.data.classes import CQ500_CLASSES, RSNA_CLASSES, RSNA_SHORT
 from brainlib.data.roots import data_root_for, data_roots
 from brainlib.metrics.keyslice import TASKS, key_slice_recall, key_slice_task
@@ -478,20 +477,11 @@ def _load_all_slices(ds: Any, i: int) -> torch.Tensor:
 
 
 def _atomic_dir(folder: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-    """Write arrays + meta.json into a temp folder beside `folder`, then rename it in place."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        os.chmod(tmp, 0o755)
+    """Write arrays + meta.json so that `folder` appears complete or not at all."""
+    with atomic_dir(folder) as tmp:
         for fname, arr in arrays.items():
             np.save(tmp / fname, arr)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class SequenceSet(torch.utils.data.Dataset):
