@@ -291,6 +291,7 @@ class Run:
         self.data_source = as_data_source(data_source)
         self.deviations = [str(d) for d in deviations]
         self.notes = [str(n) for n in notes]
+        self.readings: list[str] = []  # choices the paper leaves open (brainlib.experiment)
         self.device = _resolve_device(self.params.get("device"))
         self.started = _now()
         self.ended: str | None = None
@@ -398,6 +399,7 @@ class Run:
             "ended": self.ended,
             "data_source": self.data_source.to_dict(),
             "deviations": self.deviations,
+            "readings": self.readings,
             "notes": self.notes,
             "tables": self.tables,
             "skipped": {"count": len(self.skipped), "entries": self.skipped},

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "wang_drct2_key_slices.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "wang_drct2_key_slices.ipynb"
 
 
 def nbformat_read(path: Path):

@@ -180,7 +180,7 @@ def test_explorer_notebook_runs_headless(tmp_path, brainlib_kernel, monkeypatch)
     from pathlib import Path
 
     monkeypatch.setenv("BRAINLIB_HEADLESS", "1")
-    src = Path(__file__).resolve().parent.parent / "notebooks" / "explore_ct_windows.ipynb"
+    src = Path(__file__).resolve().parents[2] / "notebooks" / "explore_ct_windows.ipynb"
     out = tmp_path / "explore.ipynb"
     nb = pm.execute_notebook(str(src), str(out), kernel_name=brainlib_kernel, progress_bar=False,
                              parameters={"seed": 0})

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "he2024_ich_window_multiscale.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "he2024_ich_window_multiscale.ipynb"
 CLASSES = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 SHORT = {"any": "Any", "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
          "subarachnoid": "SAH", "subdural": "SDH"}
