@@ -14,6 +14,7 @@ from .classification import (
     roc_auc_per_class,
     roc_curves,
 )
+from .multilabel import defined_classes, macro_auc, macro_prf, masked_bce, percentile_ci
 from .stats import (
     BootstrapCI,
     DeLongResult,
@@ -46,13 +47,18 @@ __all__ = [
     "classification_table",
     "confusion",
     "delong",
+    "defined_classes",
     "delong_ci",
     "infer_task",
     "key_slice_task",
+    "macro_auc",
+    "macro_prf",
     "make_metric_fn",
+    "masked_bce",
     "mcnemar",
     "paired_bootstrap",
     "paired_t_test",
+    "percentile_ci",
     "pr_curves",
     "prepare",
     "roc_auc_per_class",
