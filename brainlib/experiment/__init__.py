@@ -10,9 +10,9 @@
 Adding a paper: see docs/DEVELOPING.md ("Adding a paper").
 """
 from brainlib.experiment.recorder import ClaimRecorder
-from brainlib.experiment.session import Experiment, open_experiment
+from brainlib.experiment.session import Experiment, InstrumentCheckError, open_experiment
 from brainlib.experiment.settings import (Deviation, Reading, Settings, ours, paper,
                                           runtime)
 
-__all__ = ["ClaimRecorder", "Deviation", "Experiment", "Reading", "Settings", "open_experiment",
+__all__ = ["ClaimRecorder", "Deviation", "Experiment", "InstrumentCheckError", "Reading", "Settings", "open_experiment",
            "ours", "paper", "runtime"]

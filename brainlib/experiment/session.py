@@ -25,6 +25,10 @@ from brainlib.experiment.settings import Deviation, Reading, Settings
 from brainlib.report import DataSource, Run, start_run
 
 
+class InstrumentCheckError(RuntimeError):
+    """A positive control failed: the pipeline did not learn what it plainly should."""
+
+
 class Experiment:
     """One paper's run: settings, device, data source, outputs and measured claims."""
 
@@ -43,6 +47,7 @@ class Experiment:
         self.extra_deviations: list[str] = []
         self.extra_readings: list[Reading] = []
         self.comparison: pd.DataFrame | None = None
+        self.checks: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ provenance
     @property
@@ -142,6 +147,30 @@ class Experiment:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
+    # ------------------------------------------------------------------ instrument checks
+    def check(self, name: str, value: float, floor: float, what: str = "",
+              enforce: bool = True) -> bool:
+        """A positive control: `value` must reach `floor` for the run to say anything.
+
+        Checks are instrument checks, not the paper's claims: they show that the pipeline
+        learns plainly visible synthetic lesions. Saved as tables/instrument_checks; a failed
+        enforced check makes `finish()` raise `InstrumentCheckError` after every artefact is
+        written (the notebook fails, the report shows why). `enforce=False` (smoke runs, too
+        short to learn) records the value without judging it.
+        """
+        passed = bool(value >= floor) if value == value else False  # NaN fails
+        status = ("pass" if passed else "FAIL") if enforce else "not enforced"
+        self.checks.append({"check": name, "value": float(value), "floor": float(floor),
+                            "passed": passed, "status": status, "what": what})
+        self.run.save_table(pd.DataFrame(self.checks), "instrument_checks",
+                            "Instrument checks (positive controls): the paper's main model "
+                            "must reach each floor on plainly visible phantom lesions before "
+                            "its numbers mean anything; separate from the paper's claims")
+        return passed
+
+    def failed_checks(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if c["status"] == "FAIL"]
+
     # ------------------------------------------------------------------ claims
     def record_settings(self, claim_fields: Mapping[str, str | Any]) -> None:
         """Record `setting` claims from the settings: {claim id: field name}.
@@ -185,7 +214,16 @@ class Experiment:
                             f"{self.paper}: every setting, the paper's value and its source")
         self.run.params["settings"] = self.settings.to_dict()
         self.run.params["timings_seconds"] = {k: round(v, 1) for k, v in self.timings.items()}
-        return self.run.finish()
+        self.run.params["instrument_checks"] = self.checks
+        path = self.run.finish()
+        failed = self.failed_checks()
+        if failed:
+            raise InstrumentCheckError(
+                f"{self.paper}: positive control(s) failed: " + "; ".join(
+                    f"{c['check']} = {c['value']:.3f} < floor {c['floor']:.3f}" for c in failed)
+                + " — the pipeline does not learn plainly visible lesions; its numbers are not "
+                "a measurement (artefacts written to " + str(self.out_dir) + ")")
+        return path
 
 
 def open_experiment(
