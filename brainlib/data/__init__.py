@@ -2,8 +2,9 @@
 
 ``BaseDataset`` (labels N x C with 1/0/NaN, row-aligned ``metadata``, ``skipped``),
 ``RSNADataset`` (slice or series view), ``CQ500Dataset`` (reader majority, deliberate series
-choice) and ``collate_sequences`` for variable-length sequence batches. Exports are resolved
-lazily so ``import brainlib.data.classes`` stays light (no torch import).
+choice) and ``collate_sequences`` for variable-length sequence batches. ``dataset.synthetic``
+says whether the files are brainlib phantoms (``MixedDataError`` for a tree mixing both).
+Exports are resolved lazily so ``import brainlib.data.classes`` stays light (no torch import).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     "BaseDataset": "brainlib.data.base",
     "DatasetError": "brainlib.data.base",
+    "MixedDataError": "brainlib.data.base",
     "collate_sequences": "brainlib.data.base",
     "RSNADataset": "brainlib.data.rsna",
     "read_rsna_csv": "brainlib.data.rsna",

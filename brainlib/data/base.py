@@ -6,7 +6,9 @@ its on-disk layout into rows of ``(labels, metadata)`` where ``metadata["paths"]
 DICOM files of the row in order. Everything else is written once here: pixel access through
 :mod:`brainlib.data.cache` (windowed tensors at a working size), subsetting for folds,
 ``__getitem__`` returning ``{"x", "y", "id"}`` (plus ``slice_labels`` for sequence views),
-the skipped-file bookkeeping, and a padding collate for variable-length sequences.
+the skipped-file bookkeeping, the phantom mark (:attr:`BaseDataset.synthetic`: are these
+brainlib phantoms, whatever folder they were read from?) and a padding collate for
+variable-length sequences.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from torch.utils.data import Dataset
 
 from brainlib._atomic import atomic_path
 from brainlib.data import pixels as _pixels
+from brainlib.data.synth.marks import PHANTOM_MANUFACTURER, is_phantom_manufacturer, read_synthetic_json
 
 #: Default windows for CT datasets: brain, subdural and soft tissue (the usual RSNA stack).
 DEFAULT_WINDOW_NAMES: tuple[str, ...] = ("BRAIN", "SUBDURAL", "SOFT_TISSUE")
@@ -52,6 +55,21 @@ class DatasetError(ValueError):
     """A dataset's index files (CSV, folder layout) are malformed; the message names the file."""
 
 
+class MixedDataError(DatasetError):
+    """A dataset mixes brainlib phantom files with unmarked (real) ones: it can be reported
+    neither as a phantom run nor as real data. The message names the root, both counts and
+    an example file of each."""
+
+
+def phantom_paths(index: pd.DataFrame) -> frozenset[str]:
+    """Paths of the rows of a header index (:func:`brainlib.io.scan_folder`) whose
+    ``manufacturer`` is the phantom mark; empty if the index has no such column."""
+    if "manufacturer" not in index.columns or index.empty:
+        return frozenset()
+    marked = index["manufacturer"].map(is_phantom_manufacturer).to_numpy(dtype=bool)
+    return frozenset(str(p) for p in index["path"].to_numpy()[marked])
+
+
 class BaseDataset(Dataset):
     """Labels + row-aligned metadata + pixel access, shared by every dataset.
 
@@ -68,6 +86,10 @@ class BaseDataset(Dataset):
         seq_len: sequence views only: resample each sequence to this many evenly spaced slices
             (then the default collate works); None keeps every slice (use ``collate_fn``).
         pixel_store: where pixels come from (:class:`brainlib.data.pixels.PixelStore`).
+        root: the dataset's folder (kept as ``self.root``; a subclass may set it before).
+        marked_files: paths (as in ``metadata["paths"]``) of the files carrying the phantom
+            mark, for layouts whose files carry one (DICOM ``Manufacturer``, see
+            :func:`phantom_paths`); None for layouts marked by ``SYNTHETIC.json`` at ``root``.
 
     Attributes:
         classes: class names, in label-column order.
@@ -76,6 +98,8 @@ class BaseDataset(Dataset):
             (tuple of files making the row, in slice order).
         skipped: :class:`brainlib.io.Skipped` entries for everything that could not be used.
         sequence: True if an item's ``x`` is a ``(Z, C, S, S)`` sequence, else ``(C, S, S)``.
+        root: the dataset's folder (None if built from rows without one).
+        synthetic: whether the files are brainlib phantoms (property, see there).
     """
 
     classes: tuple[str, ...] = ()
@@ -93,6 +117,8 @@ class BaseDataset(Dataset):
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seq_len: int | None = None,
         pixel_store: _pixels.PixelStore | None = None,
+        root: str | Path | None = None,
+        marked_files: Iterable[str] | None = None,
     ) -> None:
         if classes is not None:
             self.classes = tuple(classes)
@@ -113,6 +139,48 @@ class BaseDataset(Dataset):
         if pixel_store is None:
             pixel_store = _pixels.PixelStore(resolve_windows(windows), size)
         self.pixels = pixel_store
+        if root is not None or not hasattr(self, "root"):
+            self.root: Path | None = None if root is None else as_path(root)
+        self.marked_files: frozenset[str] | None = (None if marked_files is None
+                                                    else frozenset(str(p) for p in marked_files))
+
+    # ----------------------------------------------------------------- phantom mark
+    @property
+    def synthetic(self) -> bool:
+        """True if the data are brainlib phantoms, False if real, wherever they were read from.
+
+        Layouts with per-file marks (DICOM ``Manufacturer`` = "brainlib phantom", recorded by
+        the header scan): True when every file used by the rows (``metadata["paths"]``)
+        carries the mark, False when none does. Other layouts: True when ``SYNTHETIC.json``
+        marks ``root``. A dataset without rows is judged on every file its loader indexed.
+
+        Raises:
+            MixedDataError: some used files carry the mark and some do not.
+            DatasetError: ``SYNTHETIC.json`` exists but is damaged.
+        """
+        if self.marked_files is None:
+            if self.root is None:
+                return False
+            try:
+                return read_synthetic_json(self.root) is not None
+            except ValueError as err:
+                raise DatasetError(str(err)) from err
+        used = sorted({str(p) for paths in self.metadata["paths"] for p in paths})
+        if not used:
+            return bool(self.marked_files)
+        marked = [p for p in used if p in self.marked_files]
+        if len(marked) == len(used):
+            return True
+        if not marked:
+            return False
+        unmarked = [p for p in used if p not in self.marked_files]
+        raise MixedDataError(
+            f"{self.root}: mixes brainlib phantom files and real ones: {len(marked)} of "
+            f"{len(used)} file(s) used carry the phantom mark (DICOM Manufacturer "
+            f"{PHANTOM_MANUFACTURER!r}), {len(unmarked)} do not; e.g. marked {marked[0]}, "
+            f"unmarked {unmarked[0]}. Results on such a tree are neither a phantom run nor a "
+            "run on real data: point the loader at a tree that is all phantom or all real."
+        )
 
     # ----------------------------------------------------------------- bookkeeping
     def __len__(self) -> int:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from brainlib.data.base import (
-    BaseDataset, DatasetError, as_path, resolve_windows, sample_studies, scan_cached,
+    BaseDataset, DatasetError, as_path, phantom_paths, resolve_windows, sample_studies, scan_cached,
 )
 from brainlib.data.classes import CQ500_CLASSES, CQ500_HEADER, CQ500_READERS
 from brainlib.data.pixels import PixelStore
@@ -206,7 +206,9 @@ class CQ500Dataset(BaseDataset):
     Attributes beyond the base: ``reader_labels`` (N, 3, C) float32 per reader
     (``CQ500_READERS``), metadata ``agreement`` (fraction of classes where all readers agree),
     ``series_description``, ``series_dir``, ``slice_thickness``, ``n_slices``,
-    ``choice_reason`` and ``candidates`` (every series and its verdict).
+    ``choice_reason`` and ``candidates`` (every series and its verdict). ``synthetic``
+    tells brainlib phantoms (DICOM ``Manufacturer`` "brainlib phantom") from real data,
+    judged on the chosen series' files.
     """
 
     classes = CQ500_CLASSES
@@ -315,8 +317,10 @@ class CQ500Dataset(BaseDataset):
                              if len(reader) else np.zeros(0))
         self.reader_labels = reader
         self.reads = reads
+        marked = frozenset().union(*(phantom_paths(idx) for idx, _, _ in scans))
         super().__init__(labels=labels, metadata=meta, skipped=skipped, sequence=True,
-                         transform=transform, seq_len=seq_len, pixel_store=store)
+                         transform=transform, seq_len=seq_len, pixel_store=store,
+                         root=self.root, marked_files=marked)
 
     def _subset_extra(self, new: BaseDataset, idx: np.ndarray) -> None:
         new.reader_labels = self.reader_labels[idx]  # type: ignore[attr-defined]

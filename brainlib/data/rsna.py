@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from brainlib.data.base import (
-    BaseDataset, DatasetError, as_path, resolve_windows, sample_studies, scan_cached,
+    BaseDataset, DatasetError, as_path, phantom_paths, resolve_windows, sample_studies, scan_cached,
 )
 from brainlib.data.classes import RSNA_CLASSES
 from brainlib.data.pixels import PixelStore
@@ -91,7 +91,8 @@ class RSNADataset(BaseDataset):
         progress: show the cache-building progress bar.
 
     Images listed in the CSV but missing on disk, unreadable files and files without labels
-    are listed in ``skipped`` with the reason; nothing is dropped silently.
+    are listed in ``skipped`` with the reason; nothing is dropped silently. ``synthetic``
+    tells brainlib phantoms (DICOM ``Manufacturer`` "brainlib phantom") from real data.
     """
 
     classes = RSNA_CLASSES
@@ -159,7 +160,7 @@ class RSNADataset(BaseDataset):
             labels, metadata = self._series_rows(index, series_list, table)
         super().__init__(labels=labels, metadata=metadata, skipped=skipped,
                          sequence=(view == "series"), transform=transform, seq_len=seq_len,
-                         pixel_store=store)
+                         pixel_store=store, root=self.root, marked_files=phantom_paths(index))
 
     @staticmethod
     def _slice_rows(index: pd.DataFrame, series_list: list[Any],

@@ -2,7 +2,9 @@
 
 `scan_folder` reads headers only (`stop_before_pixels`) and keeps one small row per file,
 never a pydicom Dataset, so memory grows with the index, not with the images. Files that
-cannot be used are returned in a skipped list (nothing is dropped silently).
+cannot be used are returned in a skipped list (nothing is dropped silently). The row keeps
+`Manufacturer` (column `manufacturer`): brainlib's phantom files carry "brainlib phantom"
+there and the loaders report such trees as synthetic (`brainlib.data.synth.marks`).
 `assemble_series` groups rows by Study/Series UID and orders slices by their position along
 the slice normal (ImageOrientationPatient row x column direction, dotted with
 ImagePositionPatient); file names never give the order (CQ500). Duplicate or missing
@@ -40,7 +42,7 @@ INDEX_COLUMNS = [
     "patient_id", "series_number", "image_position", "image_orientation", "window_level",
     "window_width", "rescale_slope", "rescale_intercept", "bits_stored",
     "pixel_representation", "rsna12_fix", "transfer_syntax", "convolution_kernel",
-    "contrast_agent", "image_type", "file_size", "mtime_ns",
+    "contrast_agent", "image_type", "manufacturer", "file_size", "mtime_ns",
 ]
 
 
@@ -145,6 +147,7 @@ def index_file(path: PathLike, require_ct: bool = True) -> dict[str, Any]:
         "convolution_kernel": str(_first(ds.get("ConvolutionKernel", "")) or ""),
         "contrast_agent": str(ds.get("ContrastBolusAgent", "")),
         "image_type": "\\".join(str(v) for v in (ds.get("ImageType") or [])),
+        "manufacturer": str(ds.get("Manufacturer", "") or "").strip(),
         "file_size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
     }

@@ -16,6 +16,7 @@ from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from brainlib.io import (
+    INDEX_COLUMNS,
     DicomError,
     MissingPixelDataError,
     NotCTError,
@@ -272,6 +273,17 @@ def test_index_columns_from_header(tmp_path):
     assert (row["rows"], row["columns"], row["modality"]) == (32, 32, "CT")
     assert (row["window_level"], row["window_width"]) == (40, 80)
     assert row["series_description"] == "CT PLAIN"
+
+
+def test_index_records_manufacturer(tmp_path):
+    # the loaders recognise brainlib phantoms by this column (brainlib.data.synth.marks)
+    write_ct_slice(tmp_path / "a.dcm", hu_image(), instance_number=1, extra={"Manufacturer": "brainlib phantom "})
+    write_ct_slice(tmp_path / "b.dcm", hu_image(), instance_number=2, extra={"Manufacturer": "SIEMENS"})
+    write_ct_slice(tmp_path / "c.dcm", hu_image(), instance_number=3)
+    index, skipped = scan_folder(tmp_path)
+    assert skipped == [] and "manufacturer" in INDEX_COLUMNS
+    assert index.set_index(index["path"].map(lambda p: os.path.basename(p)))["manufacturer"].to_dict() == {
+        "a.dcm": "brainlib phantom", "b.dcm": "SIEMENS", "c.dcm": ""}
 
 
 def test_scan_memory_grows_with_index_not_pixels(tmp_path):

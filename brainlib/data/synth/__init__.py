@@ -2,18 +2,44 @@
 
 `make_head_study` draws and renders one study (deterministic per seed); `write_rsna` and
 `write_cq500` write datasets whose loaders are those of the real data; `ensure_phantoms`
-caches them; `load_truth` reads the ground-truth sidecar (labels, masks, boxes).
-"""
-from brainlib.data.synth.head_ct import (
-    DISTRACTOR_KEYS, FRACTURE, GENERATOR_VERSION, MASK_KEYS, RSNA_TO_CQ500, TISSUES, PhantomStudy,
-    draw_subject, make_head_study, min_pixels, render_series,
-)
-from brainlib.data.synth.truth import PhantomTruth, PhantomTruthError, load_truth
-from brainlib.data.synth.writers import ensure_phantoms, phantom_key, study_seed, write_cq500, write_rsna
+caches them; `load_truth` reads the ground-truth sidecar (labels, masks, boxes). Every file
+written carries the phantom mark defined in `marks` (DICOM `Manufacturer` "brainlib phantom";
+`SYNTHETIC.json` for PNG/CSV layouts), which the loaders read back.
 
-__all__ = [
-    "DISTRACTOR_KEYS", "FRACTURE", "GENERATOR_VERSION", "MASK_KEYS", "RSNA_TO_CQ500", "TISSUES",
-    "PhantomStudy", "PhantomTruth", "PhantomTruthError", "draw_subject", "ensure_phantoms", "load_truth",
-    "make_head_study", "min_pixels", "phantom_key", "render_series", "study_seed", "write_cq500",
-    "write_rsna",
-]
+Exports are resolved lazily (as in `brainlib.data`), so the loaders can import the leaf
+`brainlib.data.synth.marks` without loading the generators (scipy, pydicom writers).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_HEAD_CT = "brainlib.data.synth.head_ct"
+_MARKS = "brainlib.data.synth.marks"
+_TRUTH = "brainlib.data.synth.truth"
+_WRITERS = "brainlib.data.synth.writers"
+
+_EXPORTS = {
+    **dict.fromkeys((
+        "DISTRACTOR_KEYS", "FRACTURE", "GENERATOR_VERSION", "MASK_KEYS", "RSNA_TO_CQ500", "TISSUES",
+        "PhantomStudy", "draw_subject", "make_head_study", "min_pixels", "render_series"), _HEAD_CT),
+    **dict.fromkeys((
+        "MARK_VERSION", "PHANTOM_MANUFACTURER", "SYNTHETIC_JSON", "is_phantom_header",
+        "is_phantom_manufacturer", "phantom_dicom_attributes", "phantom_provenance",
+        "read_synthetic_json", "write_synthetic_json"), _MARKS),
+    **dict.fromkeys(("PhantomTruth", "PhantomTruthError", "load_truth"), _TRUTH),
+    **dict.fromkeys(("ensure_phantoms", "phantom_key", "study_seed", "write_cq500", "write_rsna"), _WRITERS),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'brainlib.data.synth' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

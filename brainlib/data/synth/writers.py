@@ -13,7 +13,12 @@ the loaders of the real datasets read them unchanged:
   usually a thin plain and a bone series, sometimes a post-contrast one; file numbers shuffled
   relative to slice order; InstanceNumber descending in some series.
 
-Ground truth goes to `<root>/_phantom_truth/` (see `truth.py`).
+Every DICOM file carries the phantom mark (`marks.py`: `Manufacturer` "brainlib phantom",
+generator name in `ManufacturerModelName`, brainlib and generator versions in
+`SoftwareVersions`, the dataset seed in `DeviceSerialNumber`, a readable sentence with the
+study seed in `ImageComments`), so the loaders know a phantom tree is synthetic wherever it
+lives. The mark adds header attributes only: pixels and labels are those of the same seed
+without it. Ground truth goes to `<root>/_phantom_truth/` (see `truth.py`).
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from brainlib.data.classes import CQ500_CLASSES, CQ500_HEADER, CQ500_READ_FIELDS
 from brainlib.data.synth.head_ct import (
     FRACTURE, GENERATOR_VERSION, MASK_KEYS, PhantomStudy, draw_subject, make_head_study, min_pixels, render_series,
 )
+from brainlib.data.synth.marks import HEAD_CT_GENERATOR, MARK_VERSION, PHANTOM_MANUFACTURER, phantom_dicom_attributes
 from brainlib.data.synth.truth import TRUTH_DIR, dump_json, write_masks
 from brainlib.io.testing import uid_from, write_ct_slice
 
@@ -107,6 +113,12 @@ def _write_series(study: PhantomStudy, paths: list[Path], *, style: str, windows
         )
 
 
+def _mark(layout: str, seed: int, index: int, sseed: int) -> dict[str, Any]:
+    """The phantom mark of every file of study `index` (see `marks.py`)."""
+    return phantom_dicom_attributes(HEAD_CT_GENERATOR, GENERATOR_VERSION, seed, layout=layout,
+                                    study_index=index, study_seed=sseed)
+
+
 def _finish_truth(root: Path, params: dict[str, Any], slices: list[pd.DataFrame], studies: list[dict]) -> None:
     tdir = root / TRUTH_DIR
     atomic_write(tdir / "slice_labels.csv", pd.concat(slices, ignore_index=True).to_csv(index=False), fsync=False)
@@ -117,6 +129,7 @@ def _finish_truth(root: Path, params: dict[str, Any], slices: list[pd.DataFrame]
 
 def _base_params(layout: str, n_studies: int, seed: int, size: int, difficulty: float) -> dict[str, Any]:
     return dict(generator="brainlib.data.synth", version=GENERATOR_VERSION, layout=layout,
+                mark=PHANTOM_MANUFACTURER, mark_version=MARK_VERSION,
                 n_studies=int(n_studies), seed=int(seed), size=int(size), difficulty=float(difficulty),
                 min_pixels=min_pixels(size), mask_classes=list(MASK_KEYS),
                 box_note="PhantomTruth.boxes(sop, mode='all'|'largest'): (x_min, y_min, x_max, y_max), max exclusive",
@@ -152,7 +165,8 @@ def write_rsna(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0,
         patient = f"ID_{_hex_id(taken, 8, 'patient', seed, i)}"
         _write_series(st, paths, style=style, windows=windows, pad=pad, patient_id=patient,
                       study_uid=study_uid, series_uid=series_uid, sops=sops, series_number=1,
-                      desc="", instance_numbers=list(range(1, st.n_slices + 1)), extra={})
+                      desc="", instance_numbers=list(range(1, st.n_slices + 1)),
+                      extra=_mark("rsna", seed, i, sseed))
         df = _slice_rows(st, sops, ids, [str(p.relative_to(root)) for p in paths], study_uid, series_uid, "")
         slices.append(df)
         write_masks(root / TRUTH_DIR / "masks" / f"{series_uid}.npz", st.masks, sops)
@@ -260,7 +274,7 @@ def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0
             _write_series(st, paths, style=style, windows=windows, pad=False, patient_id=name,
                           study_uid=study_uid, series_uid=series_uid, sops=sops, series_number=sn,
                           desc=p["desc"], instance_numbers=inst,
-                          extra=_series_extra(p))
+                          extra={**_series_extra(p), **_mark("cq500", seed, i, sseed)})
             rel = [str(q.relative_to(root)) for q in paths]
             slices.append(_slice_rows(st, sops, rel, rel, name, series_uid, p["desc"]))
             write_masks(root / TRUTH_DIR / "masks" / f"{series_uid}.npz", st.masks, sops)
@@ -299,17 +313,25 @@ def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0
 # ----------------------------------------------------------------------------- cache
 
 def phantom_key(layout: str, n_studies: int, seed: int, size: int, difficulty: float) -> str:
-    """Folder name of a cached phantom tree: every argument that changes its content."""
-    return f"{layout}-n{n_studies}-s{seed}-px{size}-d{difficulty}"
+    """Folder name of a cached phantom tree: every argument that changes its content, and the
+    version of the phantom mark (`-m<MARK_VERSION>`), so trees cached before the files were
+    marked are never reused (they stay where they are; nothing reading them is disturbed)."""
+    return f"{layout}-n{n_studies}-s{seed}-px{size}-d{difficulty}-m{MARK_VERSION}"
 
 
-def _complete_version(root: Path) -> str | None:
-    """Generator version of a complete tree at `root`, None if absent or incomplete."""
+#: What a reusable cached tree must declare in its params.json.
+_CURRENT = (GENERATOR_VERSION, MARK_VERSION)
+
+
+def _complete_version(root: Path) -> tuple[str, str] | None:
+    """(generator version, mark version) of a complete tree at `root`, None if absent or
+    incomplete; a tree written without the mark has mark version "none"."""
     if not (root / TRUTH_DIR / "COMPLETE").exists():
         return None
     try:
-        return str(json.loads((root / TRUTH_DIR / "params.json").read_text()).get("version"))
-    except (OSError, ValueError):
+        params = json.loads((root / TRUTH_DIR / "params.json").read_text())
+        return str(params.get("version")), str(params.get("mark_version", "none"))
+    except (OSError, ValueError, AttributeError):
         return None
 
 
@@ -319,8 +341,9 @@ def ensure_phantoms(layout: str, n_studies: int = 20, seed: int = 0, size: int =
 
     The tree lives at `cache_dir("phantoms") / phantom_key(...)`. Generation goes to a
     temporary sibling directory renamed into place when complete, so an interrupted run is
-    never mistaken for a finished one; a tree written by another generator version is
-    regenerated (the key stays the same, the version is checked in its `params.json`).
+    never mistaken for a finished one; a tree written by another generator or mark version
+    is regenerated (the versions are checked in its `params.json`). Every file is marked as
+    a phantom (`marks.py`).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -328,7 +351,7 @@ def ensure_phantoms(layout: str, n_studies: int = 20, seed: int = 0, size: int =
 
     base = cache_dir("phantoms")
     final = base / phantom_key(layout, n_studies, seed, size, difficulty)
-    if _complete_version(final) == GENERATOR_VERSION:
+    if _complete_version(final) == _CURRENT:
         return final
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = base / f".tmp-{final.name}-{token}"
@@ -336,14 +359,14 @@ def ensure_phantoms(layout: str, n_studies: int = 20, seed: int = 0, size: int =
     writer = write_rsna if layout == "rsna" else write_cq500
     try:
         writer(tmp, n_studies=n_studies, seed=seed, size=size, difficulty=difficulty)
-        if _complete_version(final) == GENERATOR_VERSION:  # a concurrent run finished first
+        if _complete_version(final) == _CURRENT:  # a concurrent run finished first
             return final
-        if final.exists():  # incomplete, or from another generator version: move it aside
+        if final.exists():  # incomplete, or from another generator/mark version: move it aside
             os.rename(final, old)
         try:
             os.rename(tmp, final)
         except OSError:
-            if _complete_version(final) == GENERATOR_VERSION:  # a concurrent run won the race
+            if _complete_version(final) == _CURRENT:  # a concurrent run won the race
                 return final
             raise
     finally:

@@ -13,7 +13,7 @@ from scipy import ndimage
 from brainlib.data.classes import CQ500_CLASSES, CQ500_HEADER, CQ500_READERS, RSNA_CLASSES, RSNA_SUBTYPES
 from brainlib.data.synth import (
     FRACTURE, MASK_KEYS, PhantomTruthError, draw_subject, ensure_phantoms, load_truth, make_head_study,
-    min_pixels, render_series, write_cq500, write_rsna,
+    min_pixels, phantom_key, render_series, write_cq500, write_rsna,
 )
 from brainlib.data.synth.head_ct import TISSUES
 from brainlib.data.synth.writers import _reader_calls, study_seed
@@ -282,7 +282,7 @@ def test_truth_masks_and_boxes(rsna_root: Path):
 def test_ensure_phantoms_generates_once_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLIB_CACHE", str(tmp_path))
     # an interrupted run leaves an incomplete folder: never reused
-    stale = tmp_path / "phantoms" / "rsna-n2-s0-px32-d0.5"
+    stale = tmp_path / "phantoms" / phantom_key("rsna", 2, 0, 32, 0.5)
     (stale / "stage_2_train").mkdir(parents=True)
     root = ensure_phantoms("rsna", n_studies=2, seed=0, size=32, difficulty=0.5)
     assert root == stale and (root / "stage_2_train.csv").exists()
