@@ -163,10 +163,11 @@ def test_compare_claims_saves_claims_and_audit(run, monkeypatch):
 
     calls = {}
 
-    def fake_compare(paper, measured, data_source):
+    def fake_compare(paper, measured, data_source, *, synthetic=None, profile=None):
         calls["compare"] = (paper, list(measured["claim_id"]), data_source)
-        return pd.DataFrame({"claim_id": ["t3.auc"], "paper_value": [0.9], "reproduced_value": [0.7],
-                             "ci_low": [0.6], "ci_high": [0.8], "status": ["differs"]})
+        calls["keywords"] = {"synthetic": synthetic, "profile": profile}
+        return pd.DataFrame({"claim_id": ["t3.auc"], "paper_value": [0.9], "measured_value": [0.7],
+                             "ci_low": [0.6], "ci_high": [0.8], "status": ["phantom run"]})
 
     def fake_audit(paper, out_dir=None):
         calls["audit"] = paper
@@ -177,11 +178,48 @@ def test_compare_claims_saves_claims_and_audit(run, monkeypatch):
     measured = pd.DataFrame({"claim_id": ["t3.auc"], "value": [0.7], "ci_low": [0.6], "ci_high": [0.8]})
     table = run.compare_claims(measured)
     assert calls["compare"][:2] == ("he2024", ["t3.auc"]) and "synthetic phantoms" in calls["compare"][2]
+    assert calls["keywords"] == {"synthetic": True, "profile": "smoke"}
     assert calls["audit"] == "he2024"
-    assert table["status"].tolist() == ["differs"]
+    assert table["status"].tolist() == ["phantom run"]
     assert (run.out_dir / "tables" / "claims.csv").exists() and (run.out_dir / "tables" / "audit.md").exists()
     with pytest.raises(ValueError, match="ci_high"):
         run.compare_claims(measured.drop(columns="ci_high"))
+
+
+def test_compare_claims_passes_only_keywords_compare_takes(run, monkeypatch):
+    import brainlib.claims as claims
+
+    seen = {}
+
+    def old_compare(paper, measured, data_source):  # before compare took synthetic/profile
+        seen["called"] = True
+        return pd.DataFrame({"claim_id": ["t3.auc"], "status": ["not run"]})
+
+    monkeypatch.setattr(claims, "compare", old_compare)
+    measured = pd.DataFrame({"claim_id": ["t3.auc"], "value": [0.7], "ci_low": [0.6], "ci_high": [0.8]})
+    run.compare_claims(measured)
+    assert seen["called"]
+
+
+WIDE_NOTE = "a long note that keeps going " * 12
+
+
+def _claims_frame() -> pd.DataFrame:
+    rows = [
+        ("setting", "he2024/window/brain", "as in paper", 40, 40, ""),
+        ("setting", "he2024/epochs", "changed", 30, 2, "quick: 2 epochs on CPU"),
+        ("result", "table3/wso/auc", "phantom run", 0.93, 0.71, "synthetic"),
+        ("data", "fig5/train/epidural", "phantom run", 0.42, 0.0, ""),
+        ("external", "reader/auc", "quoted, not re-run", 0.88, None, "reader study"),
+        ("comparison", "table3/wso>base", "not run", None, None, ""),
+    ]
+    frame = pd.DataFrame(rows, columns=["kind", "claim_id", "status", "paper_value", "measured_value", "note"])
+    frame["ci_low"] = frame["measured_value"] - 0.05
+    frame["ci_high"] = frame["measured_value"] + 0.05
+    for extra in ("source", "row", "metric", "unit", "dataset", "data_source"):  # wide, unbreakable
+        frame[extra] = f"{extra}/" + "_".join(["long-identifier"] * 5)
+    frame.loc[2, "note"] = WIDE_NOTE
+    return frame
 
 
 def _fake_outputs(out: Path, nb_dir: Path) -> None:
@@ -189,14 +227,31 @@ def _fake_outputs(out: Path, nb_dir: Path) -> None:
     for name in ("he2024.ipynb", "wang_drct2.ipynb", "explore_ct_windows.ipynb"):
         (nb_dir / name).write_text("{}")
     ok = start_run("he2024", {"profile": "quick", "seed": 0}, out / "he2024", "phantom:rsna",
-                   notes=["VGG-16 random init"])
-    ok.save_table(pd.DataFrame({"claim_id": ["a", "b", "c"], "paper_value": [0.9, 0.8, 0.7],
-                                "status": ["consistent", "differs", "not reproducible offline"]}), "claims")
-    ok.save_table(pd.DataFrame({"check": ["table2"], "message": ["brain b printed without its sign"]}), "audit")
+                   deviations=["epochs 2 instead of 30"], notes=["VGG-16 random init", "<script>alert('note')</script>"])
+    ok.readings.append("optimiser: Adam (the paper does not say)")
+    ok.save_table(_claims_frame(), "claims")
+    ok.save_table(pd.DataFrame({"severity": ["error", "error", "warning"],
+                                "check": ["table2", "table4/cbam", "table4/f1"],
+                                "detail": ["brain b printed without its sign", "80.11 vs 90.12", "0.05 point F1 gap"],
+                                "group": ["large", "large", "explainable by rounding"],
+                                "rule": ["", "", "gap below the printed rounding of P and R"]}), "audit")
+    ok.save_table(pd.DataFrame({"setting": ["window_brain", "epochs", "optimiser", "device"],
+                                "value": ["(40, 80)", "2", "Adam", "cpu"],
+                                "paper": ["(40, 80)", "30", "", ""],
+                                "status": ["as in paper", "changed", "not in paper", "runtime"],
+                                "source or reason": ["Table 2", "Sec. 4; quick profile", "ours", "ours"]}),
+                  "settings")
+    ok.save_table(pd.DataFrame({"check": ["main model Any AUC", "ablation learns"], "value": [0.91, 0.4],
+                                "floor": [0.8, 0.6], "passed": [True, False],
+                                "status": ["pass", "not enforced"], "what": ["positive control", ""]}),
+                  "instrument_checks")
+    ok.save_table(pd.DataFrame({"series": ["CT <script>alert('series')</script>"], "n": [3]}), "table1",
+                  "Series used")
     fig, ax = plt.subplots(figsize=(1, 1))
     ok.save_figure(fig, "fig7_windows")
     plt.close(fig)
-    ok.add_skipped([{"path": "ID_6431af929.dcm", "error": "MissingPixelDataError", "reason": "truncated"}])
+    ok.add_skipped([{"path": "ID_6431af929.dcm", "error": "MissingPixelDataError", "reason": "truncated"},
+                    {"path": "x/<script>alert('path')</script>.dcm", "error": "NotCTError", "reason": "not CT"}])
     ok.finish()
     (out / "he2024" / "status.json").write_text(json.dumps(
         {"status": "ok", "seconds": 61.0, "finished": "2026-01-01T00:00:00+00:00",
@@ -208,6 +263,10 @@ def _fake_outputs(out: Path, nb_dir: Path) -> None:
                    "traceback": "Traceback ...\nValueError: planted failure"}}))
 
 
+def _section(text: str, key: str) -> str:
+    return text.split(f"## {key} —")[1].split("\n## ")[0]
+
+
 def test_write_report_lists_every_paper_and_failures(tmp_path):
     out = tmp_path / "outputs"
     _fake_outputs(out, tmp_path / "notebooks")
@@ -217,32 +276,89 @@ def test_write_report_lists_every_paper_and_failures(tmp_path):
         assert f"## {key} —" in text
     assert "1 notebook(s) failed: wang_drct2" in text
     assert "`ValueError: planted failure` in cell 4" in text
-    assert "1 consistent, 1 differs, 1 not reproducible offline" in text
+    he = _section(text, "he2024")
+    # settings are counted apart from evidence; phantom runs are said not to be evidence
+    assert "Settings: 1 as in paper, 1 changed. Evidence: 2 phantom run, 1 quoted, not re-run, 1 not run" in he
+    assert "not evidence about the paper" in he
+    assert "settings: 1 as in paper, 1 changed; evidence:" not in text  # summary has its own columns
+    assert "1 settings as in paper, 1 changed (epochs: 2 (paper: 30)), 1 not in paper, 1 runtime" in he
     assert 'src="he2024/figures/fig7_windows.png"' in text
     assert "brain b printed without its sign" in text
+    assert "1 finding(s) explainable by rounding or macro-averaging" in he
+    assert "gap below the printed rounding of P and R" in he
     assert "ID_6431af929.dcm" in text and "VGG-16 random init" in text
+    assert "optimiser: Adam (the paper does not say)" in he and "epochs 2 instead of 30" in he
     assert "synthetic phantoms (RSNA layout) — not the paper's dataset" in text
-    assert "Run time: 61 s" in text
+    assert "Run time: 61 s" in text and "Profile: quick" in he
+    assert ("./reproduce.sh --only he2024 --profile full --device cuda --data-root /path/to/DATA" in he
+            and "rsna/" in he)
+    assert "[table1](he2024/tables/table1.md) — Series used." in he
+    assert "1 passed, 0 failed, 1 not enforced." in he and "| not enforced | ablation learns |" in he
+    assert "[settings]" not in he and "[instrument_checks]" not in he  # they have their own blocks
+    # order: verified offline, what was run, instrument checks, results, then the long tables
+    order = [he.index(h) for h in ("### Verified offline", "### What was run", "### Instrument checks",
+                                   "### Results: paper vs measured", "### Tables", "### Figures",
+                                   "<summary>All 6 claims")]
+    assert order == sorted(order)
+    results = he.split("### Results: paper vs measured")[1].split("### Tables")[0]
+    assert "| status | claim_id |" in results and "table3/wso/auc" in results
+    assert "he2024/epochs" not in results and "table3/wso>base" not in results  # settings, not run
+    assert "<script>" not in text  # data text reaches the Markdown escaped
     for key in ("yin2024", "lin2021", "pandiyaraju2024"):
-        section = text.split(f"## {key} —")[1].split("\n## ")[0]
+        section = _section(text, key)
         assert "no notebook yet" in section
         # a paper without a notebook still gets its own arithmetic audited in the report
         assert f"claims registered in `brainlib/claims/{key}.yaml`" in section
-    yin = text.split("## yin2024 —")[1].split("\n## ")[0]
-    assert "2PR/(P+R)" in yin  # yin2024's F1 values disagree with its own eq. 16
+    assert "2PR/(P+R)" in _section(text, "yin2024")  # yin2024's F1 values disagree with its own eq. 16
     html = (out / "REPORT.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "planted failure" in html and "<img" in html
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
+def test_html_report_escapes_data_and_is_self_contained(tmp_path):
+    out = tmp_path / "outputs"
+    _fake_outputs(out, tmp_path / "notebooks")
+    write_report(out, notebooks_dir=tmp_path / "notebooks")
+    html = (out / "REPORT.html").read_text()
+    assert "<script" not in html.lower()
+    for where in ("series", "path", "note"):
+        assert f"&lt;script&gt;alert(&#39;{where}&#39;)&lt;/script&gt;" in html
+    assert "<style>" in html and ".scroll" in html and "<details" in html
+    assert '<span class="badge st-phantom-run">phantom run</span>' in html
+    assert 'class="data phantom"' in html and "Instrument checks" in html
+    assert html.index("Instrument checks") < html.index("Results: paper vs measured")
+
+
+def test_old_claims_csv_with_reproduced_value_and_failed_instrument(tmp_path):
+    out = tmp_path / "outputs"
+    folder = out / "he2024" / "tables"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"claim_id": ["a", "b"], "paper_value": [0.9, 0.8], "reproduced_value": [0.7, None],
+                  "status": ["differs", "not run"]}).to_csv(folder / "claims.csv", index=False)
+    pd.DataFrame({"check": ["auc floor"], "value": [0.6], "floor": [0.8], "passed": [False]}).to_csv(
+        folder / "instrument_checks.csv", index=False)
+    (out / "he2024" / "manifest.json").write_text(json.dumps(
+        {"data_source": {"kind": "real", "root": "/data", "label": "real RSNA data at /data"}}))
+    text = write_report(out, notebooks_dir=tmp_path / "none").read_text()
+    he = _section(text, "he2024")
+    assert "| status | claim_id | paper_value | measured_value |" in he
+    assert "| differs | a |" in he and "Evidence: 1 differs, 1 not run" in he
+    assert "1 passed" not in he and "0 passed, 1 failed — **1 FAILED**" in he and "| FAIL | auc floor |" in he
+    assert "--data-root /path/to/DATA" not in he  # a real run needs no command to test on real data
+
+
 def test_compare_claims_with_the_real_registry(run):
     claims = pytest.importorskip("brainlib.claims")
     registry = claims.load_claims("he2024")
-    claim_id = registry.loc[registry["kind"] == "value", "claim_id"].iloc[0]
+    numeric = registry["kind"].isin(["value", "result"])
+    claim_id = registry.loc[numeric, "claim_id"].iloc[0]
     measured = pd.DataFrame({"claim_id": [claim_id], "value": [0.5], "ci_low": [0.4], "ci_high": [0.6]})
     table = run.compare_claims(measured)
     row = table.set_index("claim_id").loc[claim_id]
-    assert row["reproduced_value"] == 0.5 and row["status"] == "differs"
+    value_col = "measured_value" if "measured_value" in table.columns else "reproduced_value"
+    assert row[value_col] == 0.5
+    # a phantom run is never graded against the paper (the old compare said "differs")
+    assert row["status"] in ("phantom run", "differs")
     assert "synthetic phantoms" in row["data_source"]
     assert len(table) == len(registry)  # every claim listed, most "not run" here
     manifest = json.loads(run.finish().read_text())
