@@ -376,20 +376,20 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
     on the fraction scale so percent and fraction claims share an axis; comparisons and rows
     without a reproduced value are left out. The status is marked beside each label.
     """
-    need = {"claim_id", "paper_value", "reproduced_value", "ci_low", "ci_high"}
+    need = {"claim_id", "paper_value", "measured_value", "ci_low", "ci_high"}
     missing = need - set(table.columns)
     if missing:
         raise ValueError(f"claims table lacks columns {sorted(missing)}")
     t = table.copy()
     if "kind" in t.columns:
         t = t[t["kind"] != "comparison"]
-    t = t[t["reproduced_value"].notna() & t["paper_value"].notna()]
+    t = t[t["measured_value"].notna() & t["paper_value"].notna()]
     if t.empty:
         raise ValueError("no claim has both a paper value and a reproduced value to plot")
     t = t.head(max_rows)
     scale = np.where(t.get("unit", pd.Series("fraction", index=t.index)) == "percent", 0.01, 1.0)
     paper = t["paper_value"].to_numpy(float) * scale
-    ours = t["reproduced_value"].to_numpy(float) * scale
+    ours = t["measured_value"].to_numpy(float) * scale
     lo = t["ci_low"].to_numpy(float) * scale
     hi = t["ci_high"].to_numpy(float) * scale
     err = np.vstack([np.where(np.isnan(lo), 0, ours - lo), np.where(np.isnan(hi), 0, hi - ours)])

@@ -3,8 +3,12 @@
 * ``<paper>.yaml`` — the registry (schema in `brainlib.claims.schema`), one per key of
   `brainlib.PAPERS`, written from the papers in ``../shared/papers``.
 * `load_claims(paper)` — the registry as a DataFrame (one row per claim).
-* `compare(paper, measured, data_source)` — the paper's numbers beside ours, with a status.
-* `audit(paper, out_dir=None)` — inconsistencies in the paper's own arithmetic.
+* `compare(paper, measured, data_source, *, synthetic=True, profile=None)` — the paper's
+  numbers beside ours, with a status from the claim's kind and the data (`STATUSES`;
+  `EVIDENCE_STATUSES` only on real data).
+* `audit(paper, out_dir=None)` — inconsistencies in the paper's own arithmetic, largest
+  discrepancies first, those rounding or macro averaging could explain after them.
+* `formula.parse_formula` — the safe arithmetic both the schema and the audit use.
 """
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from brainlib.claims.audit import audit, audit_checks, format_findings
-from brainlib.claims.compare import COMPARE_COLUMNS, STATUSES, compare, measured_frame
-from brainlib.claims.schema import Claim, ClaimsError, PaperClaims, load_paper
+from brainlib.claims.audit import AUDIT_COLUMNS, audit, audit_checks, format_findings
+from brainlib.claims.compare import (COMPARE_COLUMNS, EVIDENCE_STATUSES, STATUSES, compare,
+                                     measured_frame)
+from brainlib.claims.schema import KINDS, Claim, ClaimsError, PaperClaims, load_paper
 
 CLAIM_COLUMNS = ["claim_id", "kind", "source", "row", "metric", "value", "unit", "printed",
                  "tolerance", "dataset", "not_reproducible", "reason", "a", "b", "direction",
@@ -36,5 +41,6 @@ def load_claims(paper: str | Path) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["CLAIM_COLUMNS", "COMPARE_COLUMNS", "STATUSES", "Claim", "ClaimsError", "PaperClaims",
-           "audit", "audit_checks", "compare", "format_findings", "load_claims", "load_paper", "measured_frame"]
+__all__ = ["AUDIT_COLUMNS", "CLAIM_COLUMNS", "COMPARE_COLUMNS", "EVIDENCE_STATUSES", "KINDS", "STATUSES",
+           "Claim", "ClaimsError", "PaperClaims", "audit", "audit_checks", "compare", "format_findings",
+           "load_claims", "load_paper", "measured_frame"]

@@ -3,74 +3,63 @@
 Each check in the ``checks:`` list of a claims file states a relation the printed numbers must
 satisfy (an average equals the mean of its parts, F1 equals 2PR/(P+R), the same model has the
 same numbers in two tables, Table 2 of He et al. follows their eq. 3.1, ...). Comparative
-claims with two numeric sides are also checked for their direction.
+claims with two numeric sides are also checked for their direction. Each check is
+``consistent``/``ok`` or ``inconsistent`` (the ``status`` column).
 
 Rounding is respected by interval arithmetic: a value printed as 0.923 stands for
 [0.9225, 0.9235]; a derived quantity is evaluated at every corner of its inputs' intervals
 (exact for the sums, means, differences, ratios of positives and F1 used here, which are
 monotone in each input) and a check passes when the stated interval and the computed
 interval overlap. Percent values are compared on the fraction scale.
+
+Ranking the findings. Every row carries ``size``: |stated - computed| in the paper's own units
+of the stated claim (percentage points for a percent claim, scans for a count, ...), and
+``relative_size`` = size / max(|stated|, |computed|), which orders findings of different units.
+An inconsistency is then put in one of two groups (column ``group``), decided by these rules
+(column ``explained_by`` names the rule that applies, ``rule`` shows the numbers):
+
+* ``rounding``: the gap between the stated and the computed intervals is at most one unit of
+  the last digit the paper prints for the stated value (e.g. 0.01 for 78.69 %): truncating
+  instead of rounding, or rounding an intermediate value, produces such gaps.
+* ``macro averaging`` (F1 checks): if the printed precision P, recall R and F1 are macro
+  averages over classes (the multi-class tables of every paper here), the printed F1 is the
+  mean of per-class harmonic means H(p_k, r_k), not H(P, R) = 2PR/(P+R). Bounds on it:
+  - upper: H is concave (a power mean of exponent -1), so by Jensen
+    mean_k H(p_k, r_k) <= H(mean p, mean r) = 2PR/(P+R);
+  - lower: H(p, r) >= min(p, r) >= p + r - 1 for p, r in [0, 1], so mean_k H >= P + R - 1.
+  A stated F1 (with its rounding) inside [P + R - 1, 2PR/(P+R)] (with theirs) is explainable
+  by macro averaging; above 2PR/(P+R) no averaging of per-class F1 can produce it (the same
+  Jensen bound holds for weighted and per-fold averages). The ``rule`` column also gives the
+  per-class spread the explanation needs: with m = (P + R)/2 and gap G = 2PR/(P+R) - F1,
+  H(p, r) = (p + r)/2 - (p - r)^2 / (2 (p + r)) gives an RMS per-class |p - r| of about
+  sqrt(4 m G + (P - R)^2); a spread of 0.15 or more is possible but says the classes differ
+  a lot.
+
+Findings no rule explains form the ``discrepancy`` group; `audit` returns it first, each group
+ordered by ``relative_size`` (largest first), and `format_findings` prints the groups under
+their own headings.
 """
 from __future__ import annotations
 
-import ast
 import itertools
 import math
-import operator
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from brainlib._atomic import atomic_write
+from brainlib.claims.formula import parse_formula
 from brainlib.claims.schema import Claim, PaperClaims, load_paper
 
-AUDIT_COLUMNS = ["check", "kind", "severity", "status", "claims", "stated", "computed",
-                 "stated_interval", "computed_interval", "tolerance", "detail", "note"]
-
-_BINOPS: dict[type, Callable[[float, float], float]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.Pow: operator.pow,
-}
-_FUNCS: dict[str, Callable[..., float]] = {
-    "min": min, "max": max, "abs": abs, "log": math.log, "exp": math.exp, "sqrt": math.sqrt,
-    "mean": lambda *xs: sum(xs) / len(xs), "ceil": math.ceil, "floor": math.floor,
-}
-
-
-def parse_formula(text: str, names: set[str]) -> Callable[[dict[str, float]], float]:
-    """Compile an arithmetic formula over `names` (numbers, + - * / **, min/max/mean/log...).
-
-    Only arithmetic is allowed (an AST whitelist), so a claims file cannot run code.
-    """
-    tree = ast.parse(text, mode="eval")
-
-    def build(node: ast.AST) -> Callable[[dict[str, float]], float]:
-        if isinstance(node, ast.Expression):
-            return build(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-                and not isinstance(node.value, bool):
-            value = float(node.value)
-            return lambda env: value
-        if isinstance(node, ast.Name):
-            if node.id not in names:
-                raise ValueError(f"unknown variable {node.id!r}")
-            key = node.id
-            return lambda env: env[key]
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            op, left, right = _BINOPS[type(node.op)], build(node.left), build(node.right)
-            return lambda env: op(left(env), right(env))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            inner = build(node.operand)
-            sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
-            return lambda env: sign * inner(env)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id in _FUNCS and not node.keywords:
-            fn, args = _FUNCS[node.func.id], [build(a) for a in node.args]
-            return lambda env: float(fn(*(a(env) for a in args)))
-        raise ValueError(f"not allowed in a formula: {ast.dump(node)[:60]}")
-
-    return build(tree)
+AUDIT_COLUMNS = ["check", "kind", "severity", "status", "group", "size", "unit", "relative_size",
+                 "explained_by", "claims", "stated", "computed", "stated_interval",
+                 "computed_interval", "tolerance", "detail", "rule", "note"]
+#: Groups of findings, in the order `audit` returns and `format_findings` prints them.
+GROUPS = ("discrepancy", "explainable")
+#: Rules that can explain a finding (see the module docstring).
+EXPLANATIONS = ("rounding", "macro averaging")
 
 
 def _corners(fn: Callable[[dict[str, float]], float],
@@ -101,6 +90,50 @@ def _iv(lo: float, hi: float) -> str:
     return f"[{_fmt(lo)}, {_fmt(hi)}]"
 
 
+def _rounding_rule(stated_iv: tuple[float, float],
+                   computed_iv: tuple[float, float]) -> tuple[str, str]:
+    """('rounding', why) when the intervals' gap is within one unit of the stated last digit."""
+    if any(math.isnan(x) for x in (*stated_iv, *computed_iv)):
+        return "", ""
+    gap = max(0.0, computed_iv[0] - stated_iv[1], stated_iv[0] - computed_iv[1])
+    digit = stated_iv[1] - stated_iv[0]  # one unit of the last printed digit (2 x half-width)
+    if digit > 0 and gap <= digit + 1e-12:
+        return "rounding", (f"gap {_fmt(gap)} between the intervals <= one unit of the last printed "
+                            f"digit ({_fmt(digit)})")
+    return "", f"gap {_fmt(gap)} between the intervals > one unit of the last printed digit ({_fmt(digit)})"
+
+
+def _macro_rule(f1_iv: tuple[float, float], p_iv: tuple[float, float], r_iv: tuple[float, float],
+                scale: float) -> tuple[bool, str]:
+    """Can a macro average of per-class F1 be the printed F1? (bounds in the module docstring).
+
+    All intervals are fractions; `scale` takes them back to the F1 claim's unit for the text.
+    """
+    def h(p: float, r: float) -> float:
+        return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+    upper = h(p_iv[1], r_iv[1])
+    lower = max(0.0, p_iv[0] + r_iv[0] - 1.0)
+    inside = f1_iv[1] >= lower - 1e-12 and f1_iv[0] <= upper + 1e-12
+    bounds = f"macro F1 in [P + R - 1, 2PR/(P+R)] = {_iv(lower / scale, upper / scale)}"
+    if not inside:
+        side = "above 2PR/(P+R): no average of per-class F1 reaches it" if f1_iv[0] > upper \
+            else "below P + R - 1"
+        return False, f"{bounds}; the stated F1 is {side}"
+    P, R = sum(p_iv) / 2, sum(r_iv) / 2
+    gap = max(0.0, h(P, R) - sum(f1_iv) / 2)
+    spread = math.sqrt(4 * (P + R) / 2 * gap + (P - R) ** 2)
+    return True, f"{bounds} holds the stated F1; needs an RMS per-class |P - R| of about {spread:.2f}"
+
+
+def _cohen_kappa(m: np.ndarray) -> float:
+    """Cohen's kappa of a confusion matrix (rows true, columns predicted)."""
+    total = m.sum()
+    observed = np.trace(m) / total
+    expected = float((m.sum(axis=0) * m.sum(axis=1)).sum()) / total ** 2
+    return float((observed - expected) / (1 - expected)) if expected < 1 else float("nan")
+
+
 class _Auditor:
     def __init__(self, pc: PaperClaims) -> None:
         self.pc = pc
@@ -127,14 +160,32 @@ class _Auditor:
 
     def add(self, *, check: str, kind: str, severity: str, ok: bool, claims: Sequence[str],
             stated: str, computed: float, stated_iv: tuple[float, float],
-            computed_iv: tuple[float, float], detail: str, note: str = "") -> None:
+            computed_iv: tuple[float, float], detail: str, note: str = "",
+            unit: str = "", magnitude: float | None = None) -> None:
+        """One checked relation; `stated_iv`, `computed`, `computed_iv` in the paper's units.
+
+        `magnitude` scales ``relative_size`` when there is no stated interval (a direction).
+        """
         tol = (stated_iv[1] - stated_iv[0]) / 2 + (computed_iv[1] - computed_iv[0]) / 2
+        if math.isnan(stated_iv[0]):  # a direction: the size is the reversed difference itself
+            size = abs(computed)
+            magnitude = abs(computed) if magnitude is None else magnitude
+        else:
+            mid = (stated_iv[0] + stated_iv[1]) / 2
+            size, magnitude = abs(mid - computed), max(abs(mid), abs(computed))
+        explained_by, rule = "", ""
+        if not ok:
+            explained_by, rule = _rounding_rule(stated_iv, computed_iv)
         self.rows.append({
             "check": check, "kind": kind, "severity": severity,
-            "status": "ok" if ok else "inconsistent", "claims": ", ".join(claims),
+            "status": "ok" if ok else "inconsistent",
+            "group": "" if ok else ("explainable" if explained_by else "discrepancy"),
+            "size": size, "unit": unit,
+            "relative_size": size / magnitude if magnitude > 0 else 0.0,
+            "explained_by": explained_by, "claims": ", ".join(claims),
             "stated": stated, "computed": _fmt(computed),
             "stated_interval": _iv(*stated_iv), "computed_interval": _iv(*computed_iv),
-            "tolerance": _fmt(tol), "detail": detail, "note": note,
+            "tolerance": _fmt(tol), "detail": detail, "rule": rule, "note": note,
         })
 
     def relation(self, *, check: str, kind: str, severity: str, target: str,
@@ -166,7 +217,8 @@ class _Auditor:
         self.add(check=check, kind=kind, severity=severity, ok=ok, claims=ids,
                  stated=self.stated(target), computed=shown,
                  stated_iv=(t_lo / tc.scale, t_hi / tc.scale),
-                 computed_iv=(lo / tc.scale, hi / tc.scale), detail=detail, note=note)
+                 computed_iv=(lo / tc.scale, hi / tc.scale), detail=detail, note=note,
+                 unit=tc.unit)
 
     # -- check kinds ---------------------------------------------------------------------------
     def run(self) -> pd.DataFrame:
@@ -224,7 +276,7 @@ class _Auditor:
             self.add(check=name, kind="equal", severity=sev, ok=ok, claims=[first, other],
                      stated=self.stated(first), computed=self.by_id[other].value * sb / sa,
                      stated_iv=(a_lo / sa, a_hi / sa), computed_iv=(b_lo / sa, b_hi / sa),
-                     detail=detail, note=note)
+                     detail=detail, note=note, unit=self.by_id[first].unit)
 
     def _f1_one(self, name: str, sev: str, note: str, f1: str, p: str, r: str, averaging: str) -> None:
         severity = "warning" if averaging == "macro" else sev
@@ -246,6 +298,12 @@ class _Auditor:
             s = self.by_id[f1].scale
             row["detail"] += (f"; it even lies outside [min(P, R), max(P, R)] = {_iv(lo / s, hi / s)}, "
                               "impossible for a harmonic mean of P and R")
+        if row["status"] == "inconsistent" and not row["explained_by"]:
+            explained, rule = _macro_rule((f_lo, f_hi), self.interval(p), self.interval(r),
+                                          self.by_id[f1].scale)
+            row["rule"] = "; ".join(x for x in (row["rule"], rule) if x)
+            if explained:
+                row["explained_by"], row["group"] = "macro averaging", "explainable"
 
     def _check_f1(self, chk: dict, name: str, sev: str, note: str) -> None:
         self._f1_one(name, sev, note, chk["f1"], chk["precision"], chk["recall"],
@@ -266,7 +324,8 @@ class _Auditor:
                              chk.get("averaging", "binary"))
 
     def _check_sigmoid_window(self, chk: dict, name: str, sev: str, note: str) -> None:
-        from brainlib.io import sigmoid_window_params
+        # brainlib.io imports torch: lazy, so that loading claims stays light.
+        from brainlib.io.window import sigmoid_window_params
 
         upper, eps = float(chk.get("upper", 255.0)), float(chk.get("eps", 1.0))
         level = self.interval(chk["level"], exact=True)[0]
@@ -290,11 +349,9 @@ class _Auditor:
             self.add(check=name, kind="sigmoid_window", severity=sev, ok=ok,
                      claims=[ref] + [r for r in (chk["level"], chk["width"]) if isinstance(r, str)],
                      stated=self.stated(ref), computed=value, stated_iv=(lo, hi),
-                     computed_iv=(value, value), detail=detail, note=note)
+                     computed_iv=(value, value), detail=detail, note=note, unit=claim.unit)
 
     def _check_confusion_matrix(self, chk: dict, name: str, sev: str, note: str) -> None:
-        from sklearn.metrics import cohen_kappa_score
-
         classes = list(chk["classes"])
         label = chk.get("name", "confusion matrix")
         m = np.array([[self.by_id[ref].value for ref in row] for row in chk["cells"]], dtype=float)
@@ -310,7 +367,7 @@ class _Auditor:
             self.add(check=name, kind="confusion_classes", severity=sev, ok=ok, claims=[ref],
                      stated=self.stated(ref), computed=k, stated_iv=(n, n), computed_iv=(k, k),
                      detail=f"{label} has {k} classes ({', '.join(classes)}); {ref} = {self.stated(ref)}",
-                     note=note)
+                     note=note, unit=self.by_id[ref].unit)
         if "total" in chk:
             ref = chk["total"]
             lo, hi = self.interval(ref)
@@ -319,16 +376,12 @@ class _Auditor:
                      stated=self.stated(ref), computed=total, stated_iv=(lo, hi),
                      computed_iv=(total, total),
                      detail=f"{label} holds {int(total)} cases (row totals {m.sum(axis=1).astype(int).tolist()}); "
-                            f"{ref} = {self.stated(ref)}", note=note)
+                            f"{ref} = {self.stated(ref)}", note=note, unit=self.by_id[ref].unit)
         if "accuracy" in chk:
             self._matrix_value(name, "confusion_accuracy", sev, chk["accuracy"], acc, cells,
                                f"{label}: trace/total = {int(correct)}/{int(total)}", note)
         if "kappa" in chk:
-            idx = np.arange(k)
-            counts = m.astype(int).ravel()
-            y_true = np.repeat(np.repeat(idx, k), counts)
-            y_pred = np.repeat(np.tile(idx, k), counts)
-            kappa = float(cohen_kappa_score(y_true, y_pred))
+            kappa = _cohen_kappa(m)
             self._matrix_value(name, "confusion_kappa", sev, chk["kappa"], kappa, cells,
                                f"{label}: Cohen's kappa of the matrix", note)
 
@@ -343,7 +396,7 @@ class _Auditor:
                  stated=self.stated(ref), computed=shown,
                  stated_iv=(lo / c.scale, hi / c.scale), computed_iv=(shown, shown),
                  detail=f"{what} = {shown:.4g}{'%' if c.unit == 'percent' else ''}; "
-                        f"{ref} = {self.stated(ref)}", note=note)
+                        f"{ref} = {self.stated(ref)}", note=note, unit=c.unit)
 
     def _check_directions(self) -> None:
         """A comparative claim with two numeric sides must hold in the paper's own numbers."""
@@ -369,20 +422,53 @@ class _Auditor:
                      stated=f"{c.a} {sign} {c.b}", computed=diff / a.scale,
                      stated_iv=(float("nan"), float("nan")), computed_iv=(diff / a.scale, diff / a.scale),
                      detail=f"claim '{c.row}': {self.stated(c.a)} {sign} {self.stated(c.b)} {how}",
-                     note=c.note)
+                     note=c.note, unit=a.unit, magnitude=max(abs(a.value), abs(b.value * b.scale / a.scale)))
+
+
+def _rank(found: pd.DataFrame) -> pd.DataFrame:
+    """Discrepancies first, then explainable findings; each by relative size, largest first."""
+    order = found.assign(_g=found["group"].map({g: i for i, g in enumerate(GROUPS)}).fillna(len(GROUPS)))
+    order = order.sort_values(["_g", "relative_size"], ascending=[True, False], kind="stable")
+    return order.drop(columns="_g").reset_index(drop=True)
+
+
+def _size_text(row: Any) -> str:
+    unit = {"percent": " points", "count": " (count)", "pixels": " px", "hu": " HU",
+            "seconds": " s", "index": " (index)"}.get(row.unit, "")
+    return f"{row.size:.4g}{unit}"
 
 
 def format_findings(found: pd.DataFrame, paper: str = "") -> str:
-    """Human-readable lines, one per inconsistency, with the numbers and the tolerance."""
+    """Human-readable findings: discrepancies largest first, then the explainable group.
+
+    Each line gives the size in the paper's units; the explainable group names the rule
+    (rounding or macro averaging, see the module docstring) that could account for it.
+    """
     if found.empty:
         return f"{paper}: no inconsistencies".strip()
+    found = _rank(found) if "group" in found.columns else found
     lines = [f"{paper}: {len(found)} inconsistencies "
              f"({(found['severity'] == 'error').sum()} errors, {(found['severity'] == 'warning').sum()} warnings)"]
-    for row in found.itertuples(index=False):
-        lines.append(f"[{row.severity}] {row.kind} {row.check}: {row.detail}; stated {row.stated_interval}, "
-                     f"computed {row.computed_interval}, tolerance +-{row.tolerance}")
-        if row.note:
-            lines.append(f"    note: {row.note}")
+    headings = {
+        "discrepancy": "Discrepancies no rounding or averaging explains (largest first):",
+        "explainable": ("Explainable by printed rounding (gap <= one unit of the last printed digit) "
+                        "or macro averaging (P + R - 1 <= F1 <= 2PR/(P+R)):"),
+    }
+    for group in GROUPS:
+        part = found[found["group"] == group] if "group" in found.columns else found
+        if part.empty:
+            continue
+        lines += ["", f"{headings[group]} {len(part)}"]
+        for row in part.itertuples(index=False):
+            why = f" [{row.explained_by}]" if row.explained_by else ""
+            lines.append(f"  [{row.severity}] size {_size_text(row)}{why} {row.kind} {row.check}: {row.detail}; "
+                         f"stated {row.stated_interval}, computed {row.computed_interval}")
+            if row.rule:
+                lines.append(f"      rule: {row.rule}")
+            if row.note:
+                lines.append(f"      note: {row.note}")
+        if "group" not in found.columns:
+            break
     return "\n".join(lines)
 
 
@@ -397,11 +483,9 @@ def audit(paper: str | Path, out_dir: str | Path | None = None) -> pd.DataFrame:
     With `out_dir`, writes ``<out_dir>/<paper>/tables/audit.csv`` (the inconsistencies) and
     ``audit_checks.csv`` (every check, including those that pass) atomically.
     """
-    from brainlib._atomic import atomic_write
-
     pc = load_paper(paper)
     checks = _Auditor(pc).run()
-    found = checks[checks["status"] == "inconsistent"].reset_index(drop=True)
+    found = _rank(checks[checks["status"] == "inconsistent"])
     if out_dir is not None:
         tables = Path(out_dir) / pc.paper / "tables"
         atomic_write(tables / "audit.csv", found.to_csv(index=False))

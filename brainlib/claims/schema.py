@@ -13,9 +13,18 @@ so a typo in a file fails loudly with the file, the entry and the reason. Layout
     checks: [ ... ]                    # arithmetic for the audit, see CHECK_FIELDS
 
 Each claim is one number the paper prints, addressed by (source, row, metric) and given a
-stable id. ``kind`` is ``value`` (a result), ``setting`` (a stated hyper-parameter or data
-fact) or ``comparison`` ("A is better than B": ``a``, ``b`` claim ids or row names and a
-``direction``). The printed rounding of each value is read from the YAML text itself, so
+stable id. Every claim states its ``kind`` (required; see `KINDS`), which decides how a
+measurement of it is judged (`brainlib.claims.compare`):
+
+* ``setting``: a hyper-parameter, window, threshold or size the method uses;
+* ``data``: a statistic of a data set (counts of slices or scans, class proportions);
+* ``result``: a metric of a model the paper trained (or a number derived from such metrics);
+* ``comparison``: "A is better than B" (``a``, ``b``: claim ids or row names, and a
+  ``direction``; a/b/direction are allowed on comparisons only);
+* ``external``: another paper's or a reader study's number (radiologists, other groups'
+  models the paper quotes or evaluates from their outputs): quoted, never re-run.
+
+The printed rounding of each value is read from the YAML text itself, so
 ``0.990`` means +-0.0005 and ``0.99`` means +-0.005; ``decimals`` overrides it (negative
 for round numbers such as "750,000").
 """
@@ -30,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from brainlib import PAPERS
+from brainlib.claims.formula import parse_formula
 
 CLAIMS_DIR = Path(__file__).resolve().parent
 
@@ -51,11 +63,12 @@ UNITS: dict[str, str] = {
 EXACT_UNITS = {"count", "pixels", "index", "hu"}
 #: Units that are proportions: they are compared on the fraction scale.
 PROPORTION_UNITS = {"fraction", "percent"}
-KINDS = ("value", "setting", "comparison")
+#: Kinds of claim (see the module docstring); ``kind`` is required on every claim.
+KINDS = ("setting", "data", "result", "comparison", "external")
 DIRECTIONS = ("greater", "less")
 
-CLAIM_REQUIRED = ("id", "source", "row", "metric", "unit", "dataset")
-CLAIM_OPTIONAL = ("value", "kind", "note", "not_reproducible", "decimals", "a", "b", "direction", "p_value")
+CLAIM_REQUIRED = ("id", "kind", "source", "row", "metric", "unit", "dataset")
+CLAIM_OPTIONAL = ("value", "note", "not_reproducible", "decimals", "a", "b", "direction", "p_value")
 CHECK_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required, optional); every check may also carry `note` and `severity`.
     "mean": (("target", "parts"), ()),
@@ -89,7 +102,7 @@ class Claim:
     metric: str
     unit: str
     dataset: str
-    kind: str = "value"
+    kind: str
     value: float | None = None
     printed: str | None = None
     decimals: int | None = None
@@ -193,8 +206,6 @@ def claims_path(paper: str | Path) -> Path:
     p = Path(paper)
     if p.suffix in (".yaml", ".yml"):
         return p
-    from brainlib import PAPERS
-
     if str(paper) not in PAPERS:
         raise ClaimsError(f"unknown paper {paper!r}; expected one of {', '.join(PAPERS)}")
     return CLAIMS_DIR / f"{paper}.yaml"
@@ -258,7 +269,11 @@ def _validate(data: Any, raw: dict[int, str], path: Path) -> PaperClaims:
         extra = set(entry) - set(CLAIM_REQUIRED) - set(CLAIM_OPTIONAL)
         if extra:
             raise fail(where, f"unknown fields {sorted(extra)}")
-        kind = entry.get("kind", "value")
+        kind = entry.get("kind")
+        if kind == "value":
+            raise fail(where, "kind 'value' is no longer accepted: use 'result' (a metric of a model "
+                              "the paper trained), 'data' (a data-set statistic) or 'external' "
+                              f"(another paper's or a reader study's number); kinds are {KINDS}")
         for key in CLAIM_REQUIRED:
             if key == "unit" and kind == "comparison":
                 continue  # a comparison takes the unit of its `a` side (fraction for row names)
@@ -387,11 +402,9 @@ def _validate_check(check: Any, i: int, by_id: dict[str, Claim], fail) -> None:
             if not str(name).isidentifier():
                 raise fail(where, f"variable name {name!r} is not an identifier")
             need(ref, f"vars[{name}]", numeric_ok=True)
-        from brainlib.claims.audit import parse_formula
-
         try:
             parse_formula(str(check["formula"]), set(check["vars"]))
-        except ValueError as exc:
+        except (ValueError, SyntaxError) as exc:
             raise fail(where, f"bad formula {check['formula']!r}: {exc}") from exc
     elif kind == "f1":
         for key in ("f1", "precision", "recall"):
