@@ -1,5 +1,5 @@
 """Figures for every paper in one style: confusion matrices, ROC and PR curves, training
-curves, image + heatmap + box overlays, slice grids, and paper-vs-reproduced claim bars.
+curves, image + heatmap + box overlays, slice grids, and paper-vs-measured claim bars.
 
 Every function returns a `matplotlib.figure.Figure` built without pyplot (no global figure
 registry, safe under the Agg backend and in notebooks, where a returned figure displays once).
@@ -363,18 +363,19 @@ def slice_grid(slices: Any, *, titles: Sequence[str] | None = None, ncols: int =
     return fig
 
 
-# -- claims: paper vs reproduced ------------------------------------------------------------------
+# -- claims: paper vs measured ------------------------------------------------------------------
 
-_STATUS_MARK = {"consistent": "=", "differs": "≠", "inconclusive": "?", "not run": "-",
-                "not reproducible offline": "×"}
+_STATUS_MARK = {"as in paper": "=", "changed": "~", "phantom run": "φ", "consistent": "✓",
+                "differs": "≠", "inconclusive": "?", "supported": "✓", "contradicted": "≠",
+                "quoted, not re-run": "q", "not reproducible offline": "×", "not run": "-"}
 
 
 def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = None) -> Figure:
-    """Paper value vs reproduced value (with 95 % CI error bars), one row per claim.
+    """Paper value vs measured value (with 95 % CI error bars), one row per claim.
 
     `table` is the output of `brainlib.claims.compare` (or a subset). Proportions are drawn
     on the fraction scale so percent and fraction claims share an axis; comparisons and rows
-    without a reproduced value are left out. The status is marked beside each label.
+    without a measured value are left out. The status is marked beside each label.
     """
     need = {"claim_id", "paper_value", "measured_value", "ci_low", "ci_high"}
     missing = need - set(table.columns)
@@ -385,7 +386,7 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
         t = t[t["kind"] != "comparison"]
     t = t[t["measured_value"].notna() & t["paper_value"].notna()]
     if t.empty:
-        raise ValueError("no claim has both a paper value and a reproduced value to plot")
+        raise ValueError("no claim has both a paper value and a measured value to plot")
     t = t.head(max_rows)
     scale = np.where(t.get("unit", pd.Series("fraction", index=t.index)) == "percent", 0.01, 1.0)
     paper = t["paper_value"].to_numpy(float) * scale
@@ -404,7 +405,7 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
         h = 0.38
         ax.barh(pos - h / 2, paper, height=h, color=PALETTE[1], label="paper")
         ax.barh(pos + h / 2, ours, height=h, color=PALETTE[0], xerr=err,
-                error_kw={"ecolor": "0.2", "capsize": 2, "lw": 1}, label="reproduced (95% CI)")
+                error_kw={"ecolor": "0.2", "capsize": 2, "lw": 1}, label="measured (95% CI)")
         ax.set_yticks(pos, labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("value (proportions as fractions)")
@@ -413,7 +414,7 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
         ax.text(1.01, 0.0, "\n".join(f"{m} {s}" for s, m in _STATUS_MARK.items()),
                 transform=ax.transAxes, fontsize=7, va="bottom", color="0.3")
         data_source = t["data_source"].iloc[0] if "data_source" in t.columns else None
-        ax.set_title(title or ("paper vs reproduced" + (f" — on {data_source}" if data_source else "")))
+        ax.set_title(title or ("paper vs measured" + (f" — on {data_source}" if data_source else "")))
     return fig
 
 

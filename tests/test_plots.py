@@ -124,5 +124,5 @@ def test_claims_bars_from_compare_table(tmp_path: Path) -> None:
     assert 0.9429 in widths and 0.93 in widths  # percent drawn as fraction
     assert "phantom" in ax.get_title()
     with pytest.raises(ValueError, match="no claim"):
-        plots.claims_bars(table[table["reproduced_value"].isna()])
+        plots.claims_bars(table[table["measured_value"].isna()])
     assert len(plots.save_figure(fig, tmp_path / "claims")) == 2
