@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from brainlib.report.collect import CLAIM_STATUSES, ReportData
+from brainlib.report.model import CLAIM_STATUSES, ReportData
 from brainlib.report.markdown import PHANTOM_BANNER
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

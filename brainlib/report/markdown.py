@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from brainlib.report.collect import AuditView, Grid, PaperSection, ReportData
+from brainlib.report.model import AuditView, Grid, PaperSection, ReportData
 from brainlib.report.manifest import to_markdown
 
 PHANTOM_BANNER = (
