@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import inspect
 import importlib.metadata
 import json
 import math
@@ -369,8 +368,7 @@ class Run:
         if missing:
             raise ValueError(f"{self.paper}: measured claims lack columns {sorted(missing)}")
         table = claims.compare(self.paper, measured, self.data_source.label,
-                               **_compare_keywords(claims.compare, synthetic=self.data_source.is_phantom,
-                                                   profile=self.params.get("profile")))
+                               synthetic=self.data_source.is_phantom, profile=self.params.get("profile"))
         self.claims = table
         self.save_table(table, "claims", f"{self.paper}: paper's numbers beside the regenerated ones")
         # audit(paper, out_dir) would write <out_dir>/<paper>/tables/audit.csv itself; saving the
@@ -404,18 +402,6 @@ class Run:
             "artifacts": artifact_hashes(self.out_dir),
         }
         return atomic_write(self.out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-
-
-def _compare_keywords(compare: Any, **keywords: Any) -> dict[str, Any]:
-    """The keywords `compare` accepts (a bridge until every brainlib.claims.compare takes
-    ``synthetic`` and ``profile``; then pass them directly)."""
-    try:
-        params = inspect.signature(compare).parameters
-    except (TypeError, ValueError):
-        return keywords
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return keywords
-    return {k: v for k, v in keywords.items() if k in params}
 
 
 def validate_predictions(df: pd.DataFrame, name: str = "predictions") -> None:

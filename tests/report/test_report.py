@@ -186,21 +186,6 @@ def test_compare_claims_saves_claims_and_audit(run, monkeypatch):
         run.compare_claims(measured.drop(columns="ci_high"))
 
 
-def test_compare_claims_passes_only_keywords_compare_takes(run, monkeypatch):
-    import brainlib.claims as claims
-
-    seen = {}
-
-    def old_compare(paper, measured, data_source):  # before compare took synthetic/profile
-        seen["called"] = True
-        return pd.DataFrame({"claim_id": ["t3.auc"], "status": ["not run"]})
-
-    monkeypatch.setattr(claims, "compare", old_compare)
-    measured = pd.DataFrame({"claim_id": ["t3.auc"], "value": [0.7], "ci_low": [0.6], "ci_high": [0.8]})
-    run.compare_claims(measured)
-    assert seen["called"]
-
-
 WIDE_NOTE = "a long note that keeps going " * 12
 
 
@@ -357,8 +342,7 @@ def test_compare_claims_with_the_real_registry(run):
     row = table.set_index("claim_id").loc[claim_id]
     value_col = "measured_value" if "measured_value" in table.columns else "reproduced_value"
     assert row[value_col] == 0.5
-    # a phantom run is never graded against the paper (the old compare said "differs")
-    assert row["status"] in ("phantom run", "differs")
+    assert row["status"] == "phantom run"  # a phantom run is never graded against the paper
     assert "synthetic phantoms" in row["data_source"]
     assert len(table) == len(registry)  # every claim listed, most "not run" here
     manifest = json.loads(run.finish().read_text())
