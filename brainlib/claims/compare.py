@@ -27,7 +27,8 @@ nothing is graded against the paper unless the caller says the data are real).
   was measured.
 * A claim flagged ``not_reproducible`` (private data, another group's model) is ``not
   reproducible offline`` (an external one stays ``quoted, not re-run``); the reason is in the
-  note and a measurement, if any, is shown for reference only.
+  note and a measurement, if any, is shown for reference only. Settings are graded
+  ``as in paper`` / ``changed`` even then: the setting is what our own run used.
 * No measurement: ``not run``.
 
 `EVIDENCE_STATUSES` are the statuses that say something about the paper; they can only come
@@ -195,7 +196,7 @@ def _status(c: Claim, pc: PaperClaims, m: dict[str, Any] | None, value: float, l
     if c.kind == "external":
         return "quoted, not re-run", [], ([f"measured {_g(value)} shown for reference only"]
                                            if m is not None and not math.isnan(value) else [])
-    if c.not_reproducible is not None:
+    if c.not_reproducible is not None and c.kind != "setting":  # a setting is what we run
         after = [m_note] if m_note else []
         if m is not None:
             after.append("measured value shown for reference only")

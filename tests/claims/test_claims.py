@@ -512,3 +512,15 @@ def test_formula_module_is_a_leaf() -> None:
     assert math.isclose(f({"iou": 0.5}), 2 / 3)
     with pytest.raises(ValueError):
         formula.parse_formula("__import__('os')", set())
+
+
+def test_settings_of_private_data_papers_are_still_graded():
+    """lin2021's data are private, but a setting is what our run used: as in paper / changed."""
+    from brainlib.claims import compare, load_paper
+
+    settings = [c for c in load_paper("lin2021").claims if c.kind == "setting" and c.value is not None]
+    assert settings
+    measured = pd.DataFrame([{"claim_id": c.id, "value": c.value, "ci_low": None, "ci_high": None}
+                             for c in settings])
+    table = compare("lin2021", measured, "phantoms", synthetic=True, profile="quick")
+    assert set(table.set_index("claim_id").loc[[c.id for c in settings], "status"]) == {"as in paper"}
