@@ -25,3 +25,28 @@ CQ500_HEADER: tuple[str, ...] = ("name", "Category") + tuple(
 CQ500_CLASSES: tuple[str, ...] = (
     "ICH", "IPH", "IVH", "SDH", "EDH", "SAH", "CalvarialFracture", "MassEffect", "MidlineShift",
 )
+
+# Long names as Wang et al. (DrCT2) print them (Table 1), and the CQ500 labels that are the
+# RSNA ones under another name (the hemorrhage types; `ICH` is RSNA's `any`).
+RSNA_LONG: dict[str, str] = {
+    "any": "Any (ICH)", "epidural": "Epidural (EDH)", "intraparenchymal": "Intraparenchymal (IPH)",
+    "intraventricular": "Intraventricular (IVH)", "subarachnoid": "Subarachnoid (SAH)",
+    "subdural": "Subdural (SDH)",
+}
+CQ500_TO_RSNA: dict[str, str] = {
+    "ICH": "any", "IPH": "intraparenchymal", "IVH": "intraventricular", "SDH": "subdural",
+    "EDH": "epidural", "SAH": "subarachnoid",
+}
+CQ500_LONG: dict[str, str] = {
+    **{c: RSNA_LONG[r] for c, r in CQ500_TO_RSNA.items()},
+    "CalvarialFracture": "Calvarial fracture", "MassEffect": "Mass effect",
+    "MidlineShift": "Midline shift",
+}
+
+# Whole-body bone scintigraphy (Lin et al. 2021, Dscint): the four classes of concern, as folder
+# names of the folder-per-class layout.
+BONESCAN_CLASSES: tuple[str, ...] = ("normal", "metastasis", "arthritis", "thyroid_carcinoma")
+
+# BUSI (Al-Dhabyani et al. 2020): the three class folders of Dataset_BUSI_with_GT, in the
+# order Pandiyaraju et al. (2024) name them.
+BUSI_CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")

@@ -2,9 +2,10 @@
 
 Sequence-level multi-label brain CT classification from scan-level labels only.
 
-- `SliceEncoder`: VGG-16 convolutional layers, frozen, adaptive max-pool -> one D-vector per
-  slice (D = 512 at width 1). Because it is frozen, features are computed once per slice and
-  resolution (`brainlib.papers.wang_drct2` caches them) and the networks below read features.
+- `SliceEncoder` (in the leaf `brainlib.models.slice_encoder`, re-exported here): frozen
+  VGG-16 conv layers + adaptive max-pool -> one D-vector per slice. Because it is frozen,
+  features are computed once per slice and resolution (`brainlib.papers.wang_drct2` caches
+  them) and the networks below read features.
 - `DrCT1` (the primary network): feature attention -> BiGRU -> slice attention -> 3 FC.
 - `DrCT2`: DrCT1 plus the attention-proposal-slices (APS) network — the `m_key` slices with the
   highest slice attention, zoomed by bilinear interpolation and encoded by the same encoder,
@@ -23,13 +24,11 @@ Widths of the BiGRU and FC layers are not given in the paper; the defaults are o
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.vgg import make_layers
 
 from brainlib.layers.sequence_attention import (
     FeatureAttention,
@@ -39,82 +38,9 @@ from brainlib.layers.sequence_attention import (
     zoom_slices,
 )
 from brainlib.models._registry import register_model
-from brainlib.models.backbones import BackboneInit, _scaled_cfg, vgg16_features
+from brainlib.models.slice_encoder import SliceEncoder
 
 PAPER = "wang_drct2"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class SliceEncoder(nn.Module):
-    """Frozen VGG-16 conv layers + adaptive max-pool (section V.A): (N, 3, H, W) -> (N, D).
-
-    Without a local ImageNet weights file the conv layers get a seeded Kaiming (fan-in)
-    random initialisation — a stated substitute (`init.note`), never presented as ImageNet;
-    ``weights=False`` forces it even when ``$BRAINLIB_VGG16_WEIGHTS`` is set.
-    `from_pretrained` loads weights trained on phantoms (`brainlib.models.encoder_pretrain`).
-    Inputs are windowed slices in [0, 1], normalised with the ImageNet mean/std VGG expects.
-    """
-
-    def __init__(self, width: float = 1.0, weights: str | bool | None = None,
-                 seed: int = 0) -> None:
-        super().__init__()
-        if weights is False:  # random initialisation even when $BRAINLIB_VGG16_WEIGHTS is set
-            self.features = make_layers(_scaled_cfg(width, 3), batch_norm=False)
-            init = BackboneInit(False, "random initialisation",
-                                "VGG-16 from random initialisation (asked for)")
-        else:
-            self.features, init = vgg16_features(width, weights or None)
-        if not init.pretrained:
-            gen = torch.Generator().manual_seed(int(seed))
-            for module in self.features.modules():
-                if isinstance(module, nn.Conv2d):
-                    nn.init.kaiming_normal_(module.weight, mode="fan_in",
-                                            nonlinearity="relu", generator=gen)
-                    nn.init.zeros_(module.bias)
-            init = BackboneInit(False, init.source,
-                                f"{init.note}; seeded Kaiming-normal (fan-in) conv weights, "
-                                f"seed {seed}, frozen")
-        self.init = init
-        self.out_dim = [m for m in self.features.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, width: float, note: str) -> "SliceEncoder":
-        """A frozen encoder with conv weights from `path` (a `features` state dict written by
-        `brainlib.models.encoder_pretrain`); `note` says how they were trained."""
-        enc = cls(width, weights=False, seed=0)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        enc.features.load_state_dict(state, strict=True)
-        enc.init = BackboneInit(True, str(path), note)
-        for p in enc.parameters():
-            p.requires_grad_(False)
-        return enc.eval()
-
-    def weights_digest(self) -> str:
-        """Identity of the conv weights (SHA-256 prefix), for feature-cache keys."""
-        from brainlib.models.encoder_pretrain import weights_digest
-
-        return weights_digest(self.features)
-
-    def train(self, mode: bool = True) -> "SliceEncoder":
-        # Frozen: stays in eval mode whatever the parent does.
-        return super().train(False)
-
-    def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> last conv block maps (N, D, h, w)."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"encoder expects (N, 3, H, W) images, got {tuple(images.shape)}")
-        # channels-last is markedly faster for the narrow CPU profiles; same maths.
-        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        return self.features(x).contiguous()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return F.adaptive_max_pool2d(self.feature_maps(images), 1).flatten(1)
 
 
 def _head(in_dim: int, hidden: tuple[int, int], out_dim: int, dropout: float) -> nn.Sequential:
@@ -389,3 +315,8 @@ def drct_slice_baseline(num_classes: int, **cfg: Any) -> SliceLevelBaseline:
 def drct2_random(num_classes: int, **cfg: Any) -> DrCT2:
     """DrCT2 whose APS network reads m_key random slices (Fig. 6 control)."""
     return DrCT2(num_classes, selection="random", **cfg)
+
+
+__all__ = ["APSNetwork", "CONFIG", "DrCT1", "DrCT2", "SliceEncoder", "SliceLevelBaseline",
+           "drct1", "drct2", "drct2_random", "drct_losses", "drct_slice_baseline",
+           "slice_level_losses"]

@@ -28,6 +28,10 @@ def test_notebook_structure():
         assert f"{name} =" in first.source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert sum(len(c.source.splitlines()) for c in code) < 100
+    sources = "\n".join(c.source for c in code)
+    assert "exp = wang_drct2.setup(" in sources and "exp.finish()" in sources
+    assert "record_claims(exp" in sources and "measured_value" in sources
+    assert "reproduced_value" not in sources and "run.save_" not in sources
     for c in code:
         assert not any(line.lstrip().startswith(("def ", "class ")) for line in c.source.splitlines())
         assert not c.get("outputs") and c.get("execution_count") is None  # committed clean
@@ -80,6 +84,17 @@ def test_notebook_smoke_run(tmp_path, brainlib_kernel, monkeypatch):
             assert len(row) == 1 and round(f1, 4) == pytest.approx(row["f1"].iloc[0], abs=1e-9)
     claims = pd.read_csv(out / "tables" / "claims.csv")
     assert (claims.loc[claims["claim_id"].str.startswith("table8/jr_"), "status"]
-            == "not reproducible offline").all()
-    assert claims.loc[claims["claim_id"] == "table3/cq500/drct2/f1", "reproduced_value"].notna().all()
+            == "quoted, not re-run").all()
+    assert claims.loc[claims["claim_id"] == "table3/cq500/drct2/f1", "measured_value"].notna().all()
+    # phantoms are never graded against the paper's real-data numbers
+    from brainlib.claims import EVIDENCE_STATUSES
+
+    judged = claims[claims["kind"].isin(["result", "data", "comparison"])]
+    assert len(judged) and not set(judged["status"]) & EVIDENCE_STATUSES
+    assert (judged.loc[judged["measured_value"].notna(), "status"].isin(
+        ["phantom run", "not reproducible offline"])).all()
+    assert set(claims.loc[claims["kind"] == "setting", "status"]) <= {"as in paper", "changed",
+                                                                       "not run"}
+    settings = pd.read_csv(out / "tables" / "settings.csv").set_index("setting")
+    assert settings.loc["epochs", "status"] == "changed" and settings.loc["hidden", "status"] == "not in paper"
     print(f"smoke notebook: {seconds:.1f} s")

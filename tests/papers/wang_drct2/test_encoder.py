@@ -1,10 +1,15 @@
-"""Phantom pretraining of the DrCT slice encoder (substitute for ImageNet weights)."""
+"""The DrCT slice encoder: choice, and phantom pretraining (substitute for ImageNet weights)."""
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 
-from brainlib.models.drct import SliceEncoder
-from brainlib.models.encoder_pretrain import PretrainSpec, pretrain_encoder, weights_digest
+from brainlib.models.slice_encoder import SliceEncoder, weights_digest
+from brainlib.papers.wang_drct2.encoder import (PretrainSpec, make_encoder, pretrain_encoder,
+                                                pretrain_spec, resolve_encoder)
+from brainlib.papers.wang_drct2.settings import settings_for
 
 torch.set_num_threads(1)
 
@@ -60,3 +65,24 @@ def test_from_pretrained_is_frozen_and_stated(tmp_path):
     assert not any(p.requires_grad for p in loaded.parameters())
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(loaded(x), enc(x))
+
+
+def test_encoder_choice_and_random_ignores_env_weights(monkeypatch):
+    monkeypatch.delenv("BRAINLIB_VGG16_WEIGHTS", raising=False)
+    s = settings_for("smoke")
+    assert s.encoder == "auto"
+    assert resolve_encoder(s) == "random"           # measured better on phantoms; never silent
+    pre = dataclasses.replace(s, encoder="phantom_pretrained")
+    assert resolve_encoder(pre) == "phantom_pretrained"
+    with pytest.raises(FileNotFoundError, match="BRAINLIB_VGG16_WEIGHTS"):
+        resolve_encoder(dataclasses.replace(s, encoder="imagenet"))
+    with pytest.raises(ValueError, match="encoder"):
+        settings_for("smoke", encoder="resnet")
+    monkeypatch.setenv("BRAINLIB_VGG16_WEIGHTS", "/nonexistent/vgg16.pth")
+    assert resolve_encoder(s) == "imagenet"
+    assert resolve_encoder(dataclasses.replace(s, encoder="random")) == "random"
+    enc, pre_enc = make_encoder("random", s, seed=0)     # does not touch the env file
+    assert pre_enc is None and "random initialisation" in enc.init.note
+    spec = pretrain_spec(s, seed=2)
+    assert spec.phantom_seed == s.phantom_seed + 10_000 and spec.seed == 2
+    assert spec.image_size == s.image_size and spec.width == s.width
