@@ -1,5 +1,4 @@
-"""He et al. 2024 model variants (brainlib.models.he2024) and pipeline helpers."""
-import numpy as np
+"""He et al. 2024 model variants (brainlib.models.he2024), as the he2024 pipeline uses them."""
 import pytest
 import torch
 
@@ -89,74 +88,3 @@ def test_cam_layers_exist_and_bad_inputs_raise():
         m(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError):
         He2024Net(input_mode="nope")
-
-
-# --- pipeline helpers (brainlib.papers.he2024) ---------------------------------------------
-import pandas as pd  # noqa: E402
-
-from brainlib.papers import he2024 as pipeline  # noqa: E402
-from brainlib.profiles import resolve_profile  # noqa: E402
-
-
-def test_profiles_full_is_the_paper_and_others_record_deviations():
-    full, dev = resolve_profile(pipeline.PROFILES, "full")
-    assert dev == []
-    assert (full["epochs"], full["batch_size"], full["lr"], full["lr_step"], full["lr_gamma"],
-            full["optimizer"], full["test_fraction"]) == (20, 8, 1e-3, 5, 0.1, "adam", 0.01)
-    for profile in ("quick", "smoke"):
-        s, dev = resolve_profile(pipeline.PROFILES, profile, {"epochs": 2})
-        assert s["epochs"] == 2 and any(d.startswith("epochs: 2") for d in dev)
-        assert any(d.startswith("image_size") for d in dev)
-        assert s["image_size"] % 16 == 0
-
-
-def test_table2_is_exact_with_the_sign_of_b():
-    t = pipeline.table2_window_init().set_index("parameter")
-    assert list(t.columns) == ["Brain window", "Subdural window", "Soft tissue window"]
-    # The printed values are eq. 3.1 held in float32 (the module's parameter type), rounded to
-    # the printed decimals; the brain b is printed without its minus sign.
-    W, b = t.loc["W (module)"].astype(float).to_numpy(), t.loc["b (module)"].astype(float).to_numpy()
-    assert np.round(W, 8).tolist() == [0.13843335, 0.05537334, 0.02914386]
-    assert np.round(b, 7).tolist() == [-5.5373344, -4.4298673, -1.1657546]
-    exact = t.loc["W"].astype(float).to_numpy()
-    np.testing.assert_allclose(exact, W, rtol=1e-7)
-    assert exact[0] == 2 / 80 * np.log(254.0)
-
-
-def test_bce_ignores_unknown_labels():
-    out = torch.tensor([[2.0, -1.0]])
-    y = torch.tensor([[1.0, float("nan")]])
-    want = torch.nn.functional.binary_cross_entropy_with_logits(out[:, :1], y[:, :1])
-    torch.testing.assert_close(pipeline._bce(out, {"y": y}), want)
-
-
-def test_map_bootstrap_reweights_slices():
-    ids = [f"s{i}" for i in range(6)]
-    gt = pd.DataFrame([(i, "subdural", 0, 0, 4, 4) for i in ids],
-                      columns=["image_id", "class", "x0", "y0", "x1", "y1"])
-    good = gt.assign(score=np.linspace(0.9, 0.4, 6))
-    bad = gt.assign(x0=10, y0=10, x1=12, y1=12, score=0.5)
-    ref = pd.DataFrame({"class": list(pipeline.RSNA_SUBTYPES),
-                        "ap": [np.nan, np.nan, np.nan, np.nan, 1.0]})
-    boot = pipeline.map_bootstrap({"good": good, "bad": bad}, gt, ids, ref, 30, 0)
-    assert np.all(boot["good"] == 1.0) and np.all(boot["bad"] == 0.0)
-
-
-def test_predictions_frame_has_the_report_columns():
-    from brainlib.report import validate_predictions
-
-    r = pipeline.VariantResult("he2024_full", torch.nn.Identity(), pd.DataFrame(), 1,
-                               ["a", "b"], np.eye(2, 6), np.full((2, 6), 0.3), 0.0)
-    df = pipeline.predictions_frame({"he2024_full": r})
-    validate_predictions(df)
-    assert {"case_id", "model", "label_any", "score_subdural"} <= set(df.columns)
-    assert df["label_any"].tolist() == [1.0, 0.0]
-
-
-def test_scale_boxes_keeps_every_lesion():
-    native = pd.DataFrame([("a", "subdural", 10, 20, 11, 21, 128, 128),
-                           ("b", "epidural", 0, 0, 128, 64, 128, 128)],
-                          columns=["image_id", "class", "x0", "y0", "x1", "y1", "rows", "columns"])
-    out = pipeline.scale_boxes(native, 64)
-    assert out.iloc[0][["x0", "y0", "x1", "y1"]].tolist() == [5, 10, 6, 11]  # 1 px stays 1 px
-    assert out.iloc[1][["x0", "y0", "x1", "y1"]].tolist() == [0, 0, 64, 32]
