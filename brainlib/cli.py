@@ -13,7 +13,14 @@ from brainlib import PAPERS
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from brainlib.data.synth import write_cq500, write_rsna
+    from brainlib.data.synth import write_bonescan, write_cq500, write_rsna
+
+    if args.layout == "bonescan":  # NM whole-body scans: --size is the matrix height (width / 4)
+        size = args.size if args.size != 512 else 1024
+        root = write_bonescan(Path(args.out), n_studies=args.studies, seed=args.seed,
+                              shape=(size, size // 4), difficulty=args.difficulty)
+        print(f"wrote bonescan phantoms to {root}")
+        return 0
 
     writer = {"rsna": write_rsna, "cq500": write_cq500}[args.layout]
     root = writer(Path(args.out), n_studies=args.studies, seed=args.seed, size=args.size,
@@ -60,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write synthetic head-CT phantoms in a real dataset layout")
-    p.add_argument("layout", choices=["rsna", "cq500"])
+    p.add_argument("layout", choices=["rsna", "cq500", "bonescan"])
     p.add_argument("--out", required=True, help="dataset root to create")
     p.add_argument("--studies", type=int, default=20, help="number of studies (patients)")
     p.add_argument("--seed", type=int, default=0)

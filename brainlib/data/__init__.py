@@ -18,6 +18,7 @@ _EXPORTS = {
     "RSNADataset": "brainlib.data.rsna",
     "read_rsna_csv": "brainlib.data.rsna",
     "CQ500Dataset": "brainlib.data.cq500",
+    "BoneScanDataset": "brainlib.data.bonescan",
     "read_reads_csv": "brainlib.data.cq500",
 }
 

@@ -17,6 +17,7 @@ _HEAD_CT = "brainlib.data.synth.head_ct"
 _MARKS = "brainlib.data.synth.marks"
 _TRUTH = "brainlib.data.synth.truth"
 _WRITERS = "brainlib.data.synth.writers"
+_BONE_SCAN = "brainlib.data.synth.bone_scan"
 
 _EXPORTS = {
     **dict.fromkeys((
@@ -27,6 +28,7 @@ _EXPORTS = {
         "is_phantom_manufacturer", "phantom_dicom_attributes", "phantom_provenance",
         "read_synthetic_json", "write_synthetic_json"), _MARKS),
     **dict.fromkeys(("PhantomTruth", "PhantomTruthError", "load_truth"), _TRUTH),
+    **dict.fromkeys(("ensure_bonescan", "load_bonescan_truth", "write_bonescan"), _BONE_SCAN),
     **dict.fromkeys(("ensure_phantoms", "phantom_key", "study_seed", "write_cq500", "write_rsna"), _WRITERS),
 }
 

@@ -1,0 +1,281 @@
+"""Dscint and the classical baselines of Lin et al. 2021 (Med Phys 48, doi:10.1002/mp.15196).
+
+The abstract fixes Dscint's outline only: "eight weight layers, one hybrid attention module,
+two normalization modules, two fully connected layers, and one softmax layer", the attention
+being "spatial and channel". Everything else is a reading, stated in `DSCINT_CONFIG`:
+
+* weight layers: six convolutions + the two fully connected layers (6 + 2 = 8);
+* normalisation: BatchNorm after the first two convolutions (where AlexNet, the classical
+  network of that size, put its two local-response normalisations);
+* hybrid attention: one CBAM block (channel, then spatial; `brainlib.layers.attention`) after
+  the last convolution;
+* global average pooling before the first FC layer, so any whole-body aspect ratio works;
+* the softmax layer is the model's output activation: `forward` returns logits (trained with
+  cross-entropy, which contains the softmax) and `predict_proba` applies it;
+* input: both views as two channels (anterior, and posterior mirrored left-right so that each
+  pixel shows the same side of the body in both channels).
+
+Baselines (AlexNet, ResNet-18, VGG-16 with BatchNorm, DenseNet-121 in torchvision's layouts;
+Inception-v4 from timm), adapted to the two-view input and four classes; `width` < 1 scales
+their channel counts for CPU profiles (Inception-v4 has no such knob). They start from random
+weights: ImageNet weights cannot be downloaded here. A local weights file (torchvision or timm
+state dict) can be given with ``weights=``; tensors whose shapes match are loaded (the first
+convolution, built for two channels, and the classifier stay random) and `init_note` says so.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from brainlib.data.classes import BONESCAN_CLASSES
+from brainlib.layers.attention import CBAM
+from brainlib.models._registry import register_model
+
+__all__ = ["Dscint", "DSCINT_CONFIG", "BASELINES", "count_structure", "init_note",
+           "min_input_size"]
+
+
+class Dscint(nn.Module):
+    """Dscint: 6 conv + 2 FC weight layers, 2 BatchNorms, one CBAM, softmax output.
+
+    Shape contract: ``x`` (B, in_channels, H, W) -> logits (B, num_classes); H, W >= 32.
+
+    Args:
+        in_channels: 2 (anterior + mirrored posterior) by default.
+        num_classes: 4 (normal, metastasis, arthritis, thyroid carcinoma).
+        widths: output channels of the six convolutions.
+        hidden: units of the first FC layer.
+        reduction: CBAM channel-attention bottleneck ratio.
+        dropout: dropout before each FC layer.
+    """
+
+    def __init__(self, in_channels: int = 2, num_classes: int = 4,
+                 widths: tuple[int, ...] = (32, 64, 128, 128, 256, 256), hidden: int = 256,
+                 reduction: int = 16, dropout: float = 0.5) -> None:
+        super().__init__()
+        if len(widths) != 6:
+            raise ValueError(f"Dscint has six convolutions, got widths {widths}")
+        c1, c2, c3, c4, c5, c6 = widths
+        relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 5, stride=2, padding=2), nn.BatchNorm2d(c1), relu(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), relu(), nn.MaxPool2d(2),
+            nn.Conv2d(c2, c3, 3, padding=1), relu(),
+            nn.Conv2d(c3, c4, 3, padding=1), relu(), nn.MaxPool2d(2),
+            nn.Conv2d(c4, c5, 3, padding=1), relu(),
+            nn.Conv2d(c5, c6, 3, padding=1), relu(),
+        )
+        self.attention = CBAM(c6, reduction=reduction, kernel_size=7)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c6, hidden), relu(),
+            nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+        )
+        self.softmax = nn.Softmax(dim=1)
+        self.classes = BONESCAN_CLASSES if num_classes == len(BONESCAN_CLASSES) else ()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.attention(self.features(x))))
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: the softmax layer applied to the logits."""
+        return self.softmax(self.forward(x))
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial-attention map of the hybrid module, (B, 1, h, w) in (0, 1)."""
+        f = self.features(x)
+        return self.attention.spatial.weights(self.attention.channel(f))
+
+
+def count_structure(model: nn.Module) -> dict[str, int]:
+    """Weight layers (conv + linear outside attention), normalisations, attention, FC, softmax."""
+    attention = [m for m in model.modules() if isinstance(m, CBAM)]
+    inside = {id(p) for a in attention for p in a.modules()}
+    outside = [m for m in model.modules() if id(m) not in inside]
+    return {
+        "weight_layers": sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in outside),
+        "hybrid_attention_modules": len(attention),
+        "normalization_modules": sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in outside),
+        "fully_connected_layers": sum(isinstance(m, nn.Linear) for m in outside),
+        "softmax_layers": sum(isinstance(m, nn.Softmax) for m in outside),
+    }
+
+
+# --------------------------------------------------------------------------- baselines
+def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
+    """Swap the first Conv2d for one taking `in_channels` (same kernel, stride, padding)."""
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                setattr(parent, name, nn.Conv2d(
+                    in_channels, child.out_channels, child.kernel_size, child.stride,
+                    child.padding, bias=child.bias is not None))
+                return
+    raise ValueError("model has no Conv2d")
+
+
+def _load_matching(model: nn.Module, weights: str | os.PathLike) -> str:
+    """Load every tensor of a local state dict whose name and shape match; say what stayed random."""
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    use = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(use, strict=False)
+    return f"{len(use)} of {len(own)} tensors from {path} (first conv and classifier random)"
+
+
+def _w(c: int, width: float) -> int:
+    return max(8, int(round(c * width)))
+
+
+def _alexnet(num_classes: int, in_channels: int, width: float) -> nn.Module:
+    """torchvision's AlexNet layout (same module names), channel counts scaled by `width`."""
+    import torchvision.models as tvm
+
+    model = tvm.AlexNet(num_classes=num_classes)
+    c = [_w(n, width) for n in (64, 192, 384, 256, 256)]
+    hidden = _w(4096, width)
+    model.features = nn.Sequential(
+        nn.Conv2d(in_channels, c[0], 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+    model.classifier = nn.Sequential(
+        nn.Dropout(0.5), nn.Linear(c[4] * 36, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
+    return model
+
+
+def _vgg16_bn(num_classes: int, in_channels: int, width: float) -> nn.Module:
+    """torchvision's VGG-16 with BatchNorm (same module names), widths scaled by `width`."""
+    from torchvision.models.vgg import VGG, cfgs, make_layers
+
+    cfg = [v if v == "M" else _w(v, width) for v in cfgs["D"]]
+    model = VGG(make_layers(cfg, batch_norm=True), num_classes=num_classes)
+    hidden, last = _w(4096, width), cfg[-2]
+    model.classifier = nn.Sequential(
+        nn.Linear(last * 49, hidden), nn.ReLU(True), nn.Dropout(0.5),
+        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(hidden, num_classes))
+    _replace_first_conv(model, in_channels)
+    return model
+
+
+def _resnet18(num_classes: int, in_channels: int, width: float) -> nn.Module:
+    """ResNet-18 (timm's ResNet, torchvision's module names), channels scaled by `width`."""
+    from timm.models.resnet import BasicBlock, ResNet
+
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes=num_classes, in_chans=in_channels,
+                  stem_width=_w(64, width), channels=tuple(_w(c, width) for c in (64, 128, 256, 512)))
+
+
+def _densenet121(num_classes: int, in_channels: int, width: float) -> nn.Module:
+    """torchvision's DenseNet-121, growth rate and stem scaled by `width`."""
+    from torchvision.models.densenet import DenseNet
+
+    model = DenseNet(growth_rate=_w(32, width), block_config=(6, 12, 24, 16),
+                     num_init_features=_w(64, width), num_classes=num_classes)
+    _replace_first_conv(model, in_channels)
+    return model
+
+
+def _finish(model: nn.Module, label: str, weights: str | os.PathLike | None) -> nn.Module:
+    loaded = _load_matching(model, weights) if weights else None
+    model.init_note = (f"{label}: {loaded}" if loaded else  # type: ignore[attr-defined]
+                       f"{label} from random initialisation (no local ImageNet weights file given)")
+    model.classes = BONESCAN_CLASSES  # type: ignore[attr-defined]
+    return model
+
+
+#: Registered baseline name -> (label in tables, smallest input side in pixels).
+BASELINES: dict[str, tuple[str, int]] = {
+    "lin2021_alexnet": ("AlexNet", 64),
+    "lin2021_resnet18": ("ResNet-18", 32),
+    "lin2021_vgg16": ("VGG-16 (BN)", 32),
+    "lin2021_densenet121": ("DenseNet-121", 32),
+    "lin2021_inception_v4": ("Inception-v4", 96),
+}
+
+
+def _label(name: str, width: float) -> str:
+    return name if width == 1.0 else f"{name} at width {width:g}"
+
+
+def min_input_size(name: str) -> int:
+    """Smallest input side a registered lin2021 model accepts (Dscint: 32)."""
+    return BASELINES.get(name, ("", 32))[1]
+
+
+def init_note(model: nn.Module) -> str:
+    """How a model was initialised (random or which local file), for the manifest."""
+    return getattr(model, "init_note", "random initialisation")
+
+
+#: The model file's config: input, classes, reading of the abstract, paper reference.
+DSCINT_CONFIG: dict[str, Any] = {
+    "paper": "Lin et al. 2021, Med Phys 48, doi:10.1002/mp.15196 (abstract only)",
+    "classes": BONESCAN_CLASSES,
+    "in_channels": 2,
+    "input": "anterior and left-right mirrored posterior view as two channels",
+    "widths": (32, 64, 128, 128, 256, 256),
+    "hidden": 256,
+    "structure": {"weight_layers": 8, "hybrid_attention_modules": 1, "normalization_modules": 2,
+                  "fully_connected_layers": 2, "softmax_layers": 1},
+}
+
+
+@register_model("lin2021_dscint", paper="lin2021")
+def dscint(num_classes: int = 4, in_channels: int = 2, width: float = 1.0, hidden: int | None = None,
+           dropout: float = 0.5, **_: Any) -> Dscint:
+    """Dscint; `width` scales the six convolution widths (CPU profiles)."""
+    widths = tuple(max(8, int(round(c * width))) for c in DSCINT_CONFIG["widths"])
+    model = Dscint(in_channels, num_classes, widths,
+                   hidden or max(16, int(round(DSCINT_CONFIG["hidden"] * width))), dropout=dropout)
+    model.init_note = "Dscint from random initialisation (the paper trains it from scratch)"  # type: ignore[attr-defined]
+    return model
+
+
+@register_model("lin2021_alexnet", paper="lin2021")
+def alexnet(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
+            weights: str | None = None, **_: Any) -> nn.Module:
+    return _finish(_alexnet(num_classes, in_channels, width), _label("AlexNet", width), weights)
+
+
+@register_model("lin2021_resnet18", paper="lin2021")
+def resnet18(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
+             weights: str | None = None, **_: Any) -> nn.Module:
+    return _finish(_resnet18(num_classes, in_channels, width), _label("ResNet-18", width), weights)
+
+
+@register_model("lin2021_vgg16", paper="lin2021")
+def vgg16(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
+          weights: str | None = None, **_: Any) -> nn.Module:
+    return _finish(_vgg16_bn(num_classes, in_channels, width), _label("VGG-16 (BN)", width), weights)
+
+
+@register_model("lin2021_densenet121", paper="lin2021")
+def densenet121(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
+                weights: str | None = None, **_: Any) -> nn.Module:
+    return _finish(_densenet121(num_classes, in_channels, width), _label("DenseNet-121", width),
+                   weights)
+
+
+@register_model("lin2021_inception_v4", paper="lin2021")
+def inception_v4(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
+                 weights: str | None = None, **_: Any) -> nn.Module:
+    """timm's Inception-v4; it has no width multiplier, so `width` must be 1."""
+    import timm
+
+    if width != 1.0:
+        raise ValueError(f"Inception-v4 (timm) has no width multiplier; got width={width}")
+
+    model = timm.create_model("inception_v4", pretrained=False, num_classes=num_classes,
+                              in_chans=in_channels)
+    return _finish(model, "Inception-v4 (timm)", weights)

@@ -1,0 +1,104 @@
+"""Settings of Lin et al. 2021 (Med Phys 48, doi:10.1002/mp.15196), Dscint: one frozen dataclass.
+
+Only the abstract is available: it fixes the classes, Dscint's outline (counted from the built
+model, `brainlib.models.dscint.count_structure`), the five classical networks and that results
+are "on the test data in the augmented dataset". Everything else is ours, each with a reason,
+and becomes a reading in the report. Class defaults are the `full` profile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from brainlib.experiment import Settings, ours, paper, runtime
+
+EVALUATIONS: tuple[str, ...] = ("augmented_test", "leakage_free")
+EVALUATION_LABELS: dict[str, str] = {
+    "augmented_test": "augmented test (paper)",
+    "leakage_free": "leakage-free (patient split, train-only augmentation)",
+}
+ALL_BASELINES: tuple[str, ...] = ("lin2021_alexnet", "lin2021_resnet18", "lin2021_vgg16",
+                                  "lin2021_densenet121", "lin2021_inception_v4")
+_ABS = "abstract"
+
+
+@dataclass(frozen=True)
+class Lin2021Settings(Settings):
+    """Every setting of the Dscint experiments, with the abstract's word or our reason."""
+
+    # data and evaluation
+    evaluation: str = runtime("both", "augmented_test (the paper's), leakage_free, or both")
+    max_scans: Any = runtime(None, "all scans (None); a cap for short runs (whole patients)")
+    phantom_patients: int = runtime(400, "phantom patients (a share has a follow-up scan)")
+    phantom_shape: tuple = runtime((1024, 256), "phantom matrix (rows, columns), clinical 1024 x 256")
+    difficulty: float = runtime(0.5, "phantom lesion contrast (0 easy .. 1 hard)")
+    phantom_seed: int = runtime(0, "seed of the phantom generator")
+    augmentations: tuple = ours(("rotation", "scaling", "translation", "mirroring", "intensity"),
+                                "the abstract's 'parameter transformation operations', unnamed")
+    n_augment: int = ours(5, "augmented copies per scan; the abstract gives no factor")
+    rotation_deg: float = ours(10.0, "rotation range +-deg; not given")
+    scale_range: tuple = ours((0.9, 1.1), "scaling range; not given")
+    translate: float = ours(0.05, "translation range, fraction of the image; not given")
+    mirror_p: float = ours(0.5, "probability of a left-right mirror; not given")
+    intensity_range: tuple = ours((0.8, 1.2), "intensity factor range; not given")
+    test_fraction: float = ours(0.2, "test share (of images in the paper's evaluation, of "
+                                     "patients in the leakage-free one); not given")
+    val_fraction: float = ours(0.1, "validation share, selects the tested epoch; not given")
+    # input and networks
+    image_size: int = ours(256, "working height in pixels, width = height / 2; not given")
+    input_views: str = ours("channels", "anterior + mirrored posterior as two channels "
+                                        "(the abstract does not say how both views enter)")
+    dscint_width: float = ours(1.0, "Dscint conv widths 32-64-128-128-256-256 x width; not given")
+    baselines: tuple = paper(ALL_BASELINES, f"{_ABS}: AlexNet, ResNet, VGGNet, DenseNet, "
+                                            "Inception-v4 (depths 18/16/121 are ours)")
+    baseline_width: float = paper(1.0, f"{_ABS}: the classical networks at their own widths")
+    compare_in: tuple = runtime(EVALUATIONS, "evaluations in which the baselines are trained")
+    # training
+    epochs: int = ours(40, "epochs; not given")
+    batch_size: int = ours(16, "batch size; not given")
+    lr: float = ours(1e-3, "Adam learning rate; not given")
+    weight_decay: float = ours(1e-4, "Adam weight decay; not given")
+    # how we run
+    n_boot: int = runtime(1000, "bootstrap resamples (by patient) of every CI and paired test")
+    threads: int = runtime(1, "torch threads: measured 5x faster than 2 on a shared 2-core CPU")
+    f1_floor: float = runtime(0.6, "positive control: Dscint leakage-free macro F1 floor")
+
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "quick": {
+            "phantom_patients": 72, "phantom_shape": (512, 128), "difficulty": 0.3,
+            "n_augment": 3, "image_size": 128, "dscint_width": 0.5,
+            "baselines": ("lin2021_alexnet", "lin2021_resnet18"), "baseline_width": 0.25,
+            "compare_in": ("augmented_test",), "epochs": 10, "n_boot": 200,
+        },
+        "smoke": {
+            "phantom_patients": 16, "phantom_shape": (256, 64), "difficulty": 0.3,
+            "n_augment": 1, "image_size": 128, "dscint_width": 0.25,
+            "baselines": ("lin2021_alexnet", "lin2021_resnet18"), "baseline_width": 0.125,
+            "compare_in": ("augmented_test",), "epochs": 1, "batch_size": 8, "n_boot": 50,
+        },
+    }
+
+    def __post_init__(self) -> None:
+        if self.evaluation not in (*EVALUATIONS, "both"):
+            raise ValueError(f"evaluation must be augmented_test, leakage_free or both, "
+                             f"got {self.evaluation!r}")
+        from brainlib.models.dscint import min_input_size
+
+        need = max([min_input_size(b) for b in self.baselines] + [32])
+        if self.image_size % 2 or self.image_size // 2 < need:
+            raise ValueError(f"image_size must be even and its half >= {need} (the smallest input "
+                             f"of {', '.join(self.baselines)}), got {self.image_size}")
+
+    @property
+    def evaluations(self) -> tuple[str, ...]:
+        return EVALUATIONS if self.evaluation == "both" else (self.evaluation,)
+
+    @property
+    def comparison_evaluations(self) -> tuple[str, ...]:
+        """Where the baselines are trained: `compare_in` among the run's evaluations."""
+        chosen = tuple(e for e in self.evaluations if e in self.compare_in)
+        return chosen or self.evaluations[:1]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size // 2)

@@ -1,0 +1,121 @@
+"""Training and prediction of Dscint and the classical networks through `brainlib.engine`.
+
+Every model of one evaluation is trained on the same images with the same seed, optimiser
+(Adam), epochs and batch size; the epoch with the best validation accuracy is tested.
+Checkpoints go under ``<out_dir>/checkpoints/<evaluation>/<model>`` so a killed run resumes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from brainlib.data.classes import BONESCAN_CLASSES
+from brainlib.engine import fit, make_loader, predict
+from brainlib.metrics import classification_metrics
+from brainlib.models import create_model
+from brainlib.models.dscint import BASELINES, init_note
+from brainlib.papers.lin2021.data import Split
+
+DSCINT = "lin2021_dscint"
+
+
+@dataclass
+class ModelResult:
+    """One trained model in one evaluation: test predictions and bookkeeping."""
+
+    name: str
+    label: str
+    evaluation: str
+    ids: list[str]
+    patients: list[str]
+    y_true: np.ndarray   # (N,) class index
+    y_score: np.ndarray  # (N, C) softmax probabilities
+    history: pd.DataFrame
+    best_epoch: int
+    seconds: float
+    n_params: int
+    init: str
+    model: torch.nn.Module | None = None
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.y_score.argmax(1) == self.y_true
+
+
+def model_label(name: str) -> str:
+    return "Dscint" if name == DSCINT else BASELINES[name][0]
+
+
+def _ce(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    return F.cross_entropy(outputs, batch["y"].argmax(1))
+
+
+def _val_accuracy(pred: Any) -> dict[str, float]:
+    return {"accuracy": float(np.mean(pred.y_score.argmax(1) == pred.y_true.argmax(1)))}
+
+
+def build(name: str, s: Any) -> torch.nn.Module:
+    width = s.dscint_width if name == DSCINT else s.baseline_width
+    return create_model(name, num_classes=len(BONESCAN_CLASSES), in_channels=2, width=width)
+
+
+def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> ModelResult:
+    """Fit `name` on `split.train` (validation picks the epoch) and predict `split.test`."""
+    s = exp.settings
+    t0 = time.perf_counter()
+    model = build(name, s)
+    loaders = {"train": make_loader(split.train, s.batch_size, shuffle=True, seed=exp.seed),
+               "val": make_loader(split.val, 64), "test": make_loader(split.test, 64)}
+    result = fit(model, loaders["train"], loaders["val"], losses=[("ce", _ce, 1.0)],
+                 epochs=s.epochs, lr=s.lr, weight_decay=s.weight_decay, monitor="accuracy",
+                 mode="max", metric_fn=_val_accuracy, activation="softmax", device=exp.device,
+                 seed=exp.seed, progress=False, resume=True,
+                 checkpoint_dir=exp.out_dir / "checkpoints" / split.evaluation / name)
+    pred = predict(result.model, loaders["test"], activation="softmax", device=exp.device,
+                   keep_extras=False)
+    if list(pred.ids) != split.test.ids:
+        raise RuntimeError(f"{name}: predictions are not in the test order")
+    model = result.model.cpu().eval()
+    return ModelResult(name, model_label(name), split.evaluation, list(pred.ids),
+                       list(split.test.patient), np.asarray(pred.y_true).argmax(1),
+                       np.asarray(pred.y_score), result.history, result.best_epoch,
+                       time.perf_counter() - t0, sum(p.numel() for p in model.parameters()),
+                       init_note(model), model if keep_model else None)
+
+
+def train_all(exp: Any, splits: dict[str, Split]) -> dict[tuple[str, str], ModelResult]:
+    """Dscint in every evaluation, the baselines in `comparison_evaluations`; keyed (evaluation, name)."""
+    s = exp.settings
+    out: dict[tuple[str, str], ModelResult] = {}
+    for evaluation, split in splits.items():
+        names = [DSCINT] + (list(s.baselines) if evaluation in s.comparison_evaluations else [])
+        for name in names:
+            with exp.timed(f"train {evaluation} {name}"):
+                out[(evaluation, name)] = train_model(exp, split, name, keep_model=name == DSCINT)
+    return out
+
+
+def predictions_frame(results: dict[tuple[str, str], ModelResult]) -> pd.DataFrame:
+    """Per test image and model: case_id, label_<class>, score_<class>, model, evaluation, patient."""
+    frames = []
+    for r in results.values():
+        df = pd.DataFrame({"case_id": r.ids})
+        for k, c in enumerate(BONESCAN_CLASSES):
+            df[f"label_{c}"] = (r.y_true == k).astype(int)
+        for k, c in enumerate(BONESCAN_CLASSES):
+            df[f"score_{c}"] = r.y_score[:, k]
+        df["model"], df["evaluation"], df["patient"] = r.label, r.evaluation, r.patients
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def metrics(r: ModelResult) -> dict[str, float]:
+    """The abstract's five metrics (macro over the four classes) and per-class values."""
+    return classification_metrics(r.y_true, r.y_score, task="multiclass",
+                                  class_names=list(BONESCAN_CLASSES))
