@@ -50,7 +50,3 @@ BONESCAN_CLASSES: tuple[str, ...] = ("normal", "metastasis", "arthritis", "thyro
 # BUSI (Al-Dhabyani et al. 2020): the three class folders of Dataset_BUSI_with_GT, in the
 # order Pandiyaraju et al. (2024) name them.
 BUSI_CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")
-
-# Whole-body bone scintigraphy (Lin et al. 2021, Dscint): the four classes of concern, as folder
-# names of the folder-per-class layout.
-BONESCAN_CLASSES: tuple[str, ...] = ("normal", "metastasis", "arthritis", "thyroid_carcinoma")
