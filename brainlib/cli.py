@@ -21,6 +21,13 @@ def _synth(args: argparse.Namespace) -> int:
                               shape=(size, size // 4), difficulty=args.difficulty)
         print(f"wrote bonescan phantoms to {root}")
         return 0
+    if args.layout == "busi":  # PNG images + masks; --size is the nominal image height
+        from brainlib.data.synth import write_busi
+
+        root = write_busi(Path(args.out), n_images=args.images, seed=args.seed,
+                          size=args.size if args.size != 512 else 256, difficulty=args.difficulty)
+        print(f"wrote busi phantoms to {root}")
+        return 0
 
     writer = {"rsna": write_rsna, "cq500": write_cq500}[args.layout]
     root = writer(Path(args.out), n_studies=args.studies, seed=args.seed, size=args.size,
@@ -67,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write synthetic head-CT phantoms in a real dataset layout")
-    p.add_argument("layout", choices=["rsna", "cq500", "bonescan"])
+    p.add_argument("layout", choices=["rsna", "cq500", "bonescan", "busi"])
     p.add_argument("--out", required=True, help="dataset root to create")
     p.add_argument("--studies", type=int, default=20, help="number of studies (patients)")
+    p.add_argument("--images", type=int, default=780, help="busi: number of images (BUSI has 780)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=512, help="slice size in pixels (square)")
     p.add_argument("--difficulty", type=float, default=0.5, help="0 easy .. 1 hard")

@@ -19,6 +19,7 @@ _EXPORTS = {
     "read_rsna_csv": "brainlib.data.rsna",
     "CQ500Dataset": "brainlib.data.cq500",
     "BoneScanDataset": "brainlib.data.bonescan",
+    "BUSIDataset": "brainlib.data.busi",
     "read_reads_csv": "brainlib.data.cq500",
 }
 

@@ -18,6 +18,7 @@ _MARKS = "brainlib.data.synth.marks"
 _TRUTH = "brainlib.data.synth.truth"
 _WRITERS = "brainlib.data.synth.writers"
 _BONE_SCAN = "brainlib.data.synth.bone_scan"
+_BREAST_US = "brainlib.data.synth.breast_us"
 
 _EXPORTS = {
     **dict.fromkeys((
@@ -29,6 +30,7 @@ _EXPORTS = {
         "read_synthetic_json", "write_synthetic_json"), _MARKS),
     **dict.fromkeys(("PhantomTruth", "PhantomTruthError", "load_truth"), _TRUTH),
     **dict.fromkeys(("ensure_bonescan", "load_bonescan_truth", "write_bonescan"), _BONE_SCAN),
+    **dict.fromkeys(("ensure_busi", "load_duplicates", "make_breast_image", "write_busi"), _BREAST_US),
     **dict.fromkeys(("ensure_phantoms", "phantom_key", "study_seed", "write_cq500", "write_rsna"), _WRITERS),
 }
 
