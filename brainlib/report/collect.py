@@ -312,7 +312,9 @@ def paper_section(key: str, folder: Path, notebooks_dir: Path | None) -> PaperSe
         section.no_claims = True
 
     section.tables = _tables(folder, key, captions)
-    section.figures = [Link(p.stem, f"{key}/figures/{p.name}") for p in sorted((folder / "figures").glob("*.png"))]
+    fig_captions = (manifest or {}).get("figures") or {}
+    section.figures = [Link(p.stem, f"{key}/figures/{p.name}", fig_captions.get(p.stem, ""))
+                       for p in sorted((folder / "figures").glob("*.png"))]
     skipped = read_csv(folder / "skipped.csv")
     if skipped is not None:
         section.skipped_count = len(skipped)

@@ -72,9 +72,10 @@ class DataSource:
     @property
     def label(self) -> str:
         """One phrase for captions, e.g. "synthetic phantoms (RSNA layout) — not the paper's dataset"."""
-        layout = LAYOUT_NAMES.get(self.layout or "", self.layout)
+        parts = [LAYOUT_NAMES.get(p, p) for p in (self.layout or "").split("+") if p]
+        layout = " and ".join(parts)
         if self.is_phantom:
-            where = f" ({layout} layout)" if layout else ""
+            where = f" ({layout} layout{'s' if len(parts) > 1 else ''})" if layout else ""
             return f"synthetic phantoms{where} — not the paper's dataset"
         what = f"{layout} " if layout else ""
         return f"real {what}data at {self.root}"
@@ -292,6 +293,7 @@ class Run:
         self.ended: str | None = None
         self.skipped: list[dict[str, str]] = []
         self.tables: dict[str, str] = {}  # name -> caption
+        self.figures: dict[str, str] = {}  # name -> caption
         self.claims: pd.DataFrame | None = None
         self.audit: pd.DataFrame | None = None
 
@@ -329,8 +331,9 @@ class Run:
         self.tables[name] = full
         return paths
 
-    def save_figure(self, fig: Any, name: str) -> list[Path]:
-        """Write ``figures/<name>.png`` and ``.pdf`` (the figure stays open for display)."""
+    def save_figure(self, fig: Any, name: str, caption: str = "") -> list[Path]:
+        """Write ``figures/<name>.png`` and ``.pdf`` (the figure stays open for display); the
+        caption (with the data source and deviations) goes to the manifest's ``figures``."""
         from brainlib.plots import save_figure  # one style, atomic PNG + PDF
 
         _check_name(name)
@@ -340,6 +343,7 @@ class Run:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise RuntimeError(f"figure {name!r} was not written: {missing}")
+        self.figures[name] = self.caption(caption)
         return paths
 
     def save_predictions(self, df: pd.DataFrame, name: str) -> Path:
@@ -398,6 +402,7 @@ class Run:
             "readings": self.readings,
             "notes": self.notes,
             "tables": self.tables,
+            "figures": self.figures,
             "skipped": {"count": len(self.skipped), "entries": self.skipped},
             "artifacts": artifact_hashes(self.out_dir),
         }

@@ -97,3 +97,32 @@ def test_failed_positive_control_fails_the_run_after_writing_everything(tmp_path
     checks = pd.read_csv(exp.out_dir / "tables" / "instrument_checks.csv")
     assert list(checks["status"]) == ["pass", "FAIL", "not enforced"]
     assert (exp.out_dir / "manifest.json").exists()
+
+
+class _Marked:
+    def __init__(self, synthetic: bool, root: str) -> None:
+        self.synthetic, self.root = synthetic, root
+
+
+def test_two_datasets_one_phantom_make_a_phantom_run(tmp_path):
+    exp = _open(tmp_path, DataSource("phantom", "cq500"))
+    exp.use_datasets({"cq500": _Marked(False, "/data/cq500"), "rsna": _Marked(True, "/x")})
+    assert exp.synthetic and "CQ500 and RSNA layouts" in exp.data_source.label
+    exp.use_datasets({"cq500": _Marked(False, "/data/cq500"), "rsna": _Marked(False, "/d/r")})
+    assert not exp.synthetic and exp.data_source.details["synthetic_by_layout"]["rsna"] is False
+
+
+def test_threads_context_restores_and_units_and_figure_captions(tmp_path):
+    import torch
+
+    exp = _open(tmp_path, DataSource("phantom", "rsna"))
+    before = torch.get_num_threads()
+    with exp.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    exp.claims.add("table3/full/any/auc", 93.0, unit="percent")
+    assert exp.claims.frame().set_index("claim_id").at["table3/full/any/auc", "unit"] == "percent"
+    fig, _ = plt.subplots()
+    exp.figure("fig1", fig, caption="Fig. 1: toy")
+    plt.close(fig)
+    assert exp.run.figures["fig1"].startswith("Fig. 1: toy.") and "synthetic" in exp.run.figures["fig1"]
