@@ -58,8 +58,8 @@ SHARED_FULL_MODEL = ("Table 4's last row (three windows, trained) is the full mo
 
 
 def captions(s: He2024Settings) -> dict[str, str]:
-    """Caption of every table saved by the notebook (the session adds data source and
-    deviations)."""
+    """Caption of every table and figure the notebook saves (the session adds the data
+    source and deviations); `fig5_proportions` names both the table and the figure."""
     size = s.image_size
     return {
         "split": "Slices, studies and positive slices per class in each part",
@@ -86,6 +86,12 @@ def captions(s: He2024Settings) -> dict[str, str]:
             f"multiscale fusion; subtypes with fewer than {s.min_positives} ground-truth boxes "
             f"are flagged and left out of the mAP. The CAM comes from a {size // 16}x"
             f"{size // 16} feature map ({size} px input / 16)"),
+        "fig6_roc": "Fig. 6: ROC curve and AUC of each label (any + five subtypes), full "
+                    "model, test set",
+        "fig7_windows": "Fig. 7: the same test slices at the preset windows and at the windows "
+                        "the full model's window module learned",
+        "fig8_cam": (f"Fig. 8: ground-truth box, CAM without and with multiscale fusion (box "
+                     f"from the CAM at {s.cam_threshold:.0%} of its maximum), same test slices"),
         "paired_tests": "Comparative claims: difference a - b on the same test slices, 95 % "
                         "CI and two-sided p (DeLong for one class, slices treated as "
                         "independent; paired bootstrap for six-class means (whole test "
