@@ -47,6 +47,9 @@ class Pandiyaraju2024Settings(Settings):
     mask_threshold: float = ours(0.5, "lesion probability threshold of the predicted mask")
     empty_dice: float = ours(1.0, "per-image Dice/IoU when truth and prediction are both empty "
                                   "(normal images); a non-empty prediction scores 0")
+    min_lesion_fraction: float = ours(0.005, "the classifier sees the predicted mask's largest "
+                                      "connected component, none if it covers < 0.5 % of the "
+                                      "image (segmentation metrics use the raw thresholded mask)")
     # classification
     classifier_input: str = ours("masked_crop", "the image times the (dilated) mask, cropped to a "
                                  "square around the mask; empty mask -> blank input")

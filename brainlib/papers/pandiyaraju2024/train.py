@@ -106,8 +106,24 @@ class SegOutput:
     loss: np.ndarray       # (N,) Dice + BCE per image
     labels: np.ndarray     # (N,) class index
 
-    def masks(self, threshold: float) -> dict[str, np.ndarray]:
-        return {c: p >= threshold for c, p in zip(self.ids, self.prob)}
+    def masks(self, threshold: float, min_fraction: float = 0.0) -> dict[str, np.ndarray]:
+        """Thresholded masks reduced to their largest connected component, emptied when that
+        covers less than ``min_fraction`` of the image (the classifier's input)."""
+        return {c: largest_component(p >= threshold, min_fraction) for c, p in zip(self.ids, self.prob)}
+
+
+def largest_component(mask: np.ndarray, min_fraction: float = 0.0) -> np.ndarray:
+    """The largest 8-connected component of ``mask`` (empty if below ``min_fraction``)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return np.zeros_like(mask, dtype=bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = int(sizes.argmax()) + 1
+    if sizes[keep - 1] < min_fraction * mask.size:
+        return np.zeros_like(mask, dtype=bool)
+    return labels == keep
 
 
 def segment(exp: Experiment, data: BusiData, trained: Trained, part: str = "test") -> SegOutput:

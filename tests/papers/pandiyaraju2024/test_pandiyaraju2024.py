@@ -71,3 +71,15 @@ def test_macro_scores_match_sklearn() -> None:
 def test_paper_values_from_the_claims_yaml() -> None:
     assert paper_value("abstract/segmentation/dice") == 97.2
     assert paper_value("abstract/classification/accuracy") == 99.2
+
+
+def test_largest_component_feeds_the_classifier() -> None:
+    from brainlib.papers.pandiyaraju2024.train import largest_component
+
+    m = np.zeros((20, 20), bool)
+    m[2:8, 2:8] = True     # 36 px lesion
+    m[15, 15] = True       # speck
+    out = largest_component(m, min_fraction=0.01)
+    assert out.sum() == 36 and not out[15, 15]
+    assert not largest_component(m, min_fraction=0.2).any()  # 36 / 400 < 20 %: empty -> normal
+    assert not largest_component(np.zeros((5, 5), bool)).any()
