@@ -9,6 +9,8 @@ manifest. One shape for every paper (he2024, wang_drct2, yin2024, lin2021, pandi
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -176,6 +178,19 @@ class Experiment:
             yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    def checkpoint_dir(self, name: str, **extra: Any) -> Path:
+        """Where one training keeps its checkpoints, under the run folder and kept across runs.
+
+        The folder name carries a digest of the settings, seed, data source and `extra`, so a
+        rerun of the same command resumes (or reuses a finished training) while any change
+        starts afresh instead of resuming stale weights.
+        """
+        key = json.dumps({"settings": self.settings.to_dict(), "seed": self.seed,
+                          "data": self.data_source.to_dict(), "extra": extra},
+                         sort_keys=True, default=str)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        return self.out_dir / "checkpoints" / f"{name}-{digest}"
 
     # ------------------------------------------------------------------ instrument checks
     def check(self, name: str, value: float, floor: float, what: str = "",

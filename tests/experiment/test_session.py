@@ -126,3 +126,14 @@ def test_threads_context_restores_and_units_and_figure_captions(tmp_path):
     exp.figure("fig1", fig, caption="Fig. 1: toy")
     plt.close(fig)
     assert exp.run.figures["fig1"].startswith("Fig. 1: toy.") and "synthetic" in exp.run.figures["fig1"]
+
+
+def test_checkpoint_dir_is_stable_per_settings_and_changes_with_them(tmp_path):
+    a = _open(tmp_path, DataSource("phantom", "rsna"))
+    first = a.checkpoint_dir("he2024_full")
+    assert first == a.checkpoint_dir("he2024_full") and first.parent.name == "checkpoints"
+    b = open_experiment("he2024", Toy.for_profile("smoke", epochs=2), params={},
+                        out_dir=tmp_path / "he2024", device="cpu", seed=0,
+                        source=DataSource("phantom", "rsna"))
+    assert b.checkpoint_dir("he2024_full") != first
+    assert a.checkpoint_dir("he2024_full", fold=1) != first
