@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brainlib.engine import FitResult, Predictions, fit, make_loader, predict
+from brainlib.engine import FitResult, Predictions, fit, make_loader, predict, seed_everything
 from brainlib.experiment import Experiment
 from brainlib.models import create_model
 from brainlib.papers.pandiyaraju2024.data import BusiData, ClassifierView, SegmentationView
@@ -84,6 +84,7 @@ def _fit(exp: Experiment, name: str, model: nn.Module, train: Any, val: Any, *, 
 def train_segmenter(exp: Experiment, data: BusiData) -> Trained:
     """LinkNet-InceptionResNet + scSE on the training split (best by validation loss)."""
     s = exp.settings
+    seed_everything(exp.seed)  # initial weights are part of the seeded run
     model = create_model("pandiyaraju2024_linknet_scse", encoder=s.encoder, width=s.encoder_width,
                          repeats=tuple(s.encoder_repeats), encoder_weights=None)
     exp.note(model.init.note)
@@ -149,6 +150,7 @@ def train_classifier(exp: Experiment, data: BusiData, name: str, masks: Any) -> 
     crop = s.classifier_input == "masked_crop"
     views = [ClassifierView(data.subset(p), masks, s.crop_size, s.crop_margin, crop)
              for p in ("train", "val")]
+    seed_everything(exp.seed)
     model = create_model("pandiyaraju2024_dcnnimaf", widths=tuple(s.cls_widths), dim=s.cls_dim)
     return _fit(exp, name, model, *views, losses=CLS_LOSSES, epochs=s.cls_epochs, lr=s.cls_lr,
                 monitor="accuracy", metric_fn=_cls_metric, activation="softmax")

@@ -83,3 +83,14 @@ def test_largest_component_feeds_the_classifier() -> None:
     assert out.sum() == 36 and not out[15, 15]
     assert not largest_component(m, min_fraction=0.2).any()  # 36 / 400 < 20 %: empty -> normal
     assert not largest_component(np.zeros((5, 5), bool)).any()
+
+
+@pytest.mark.slow
+def test_segmentation_is_bit_identical_per_seed(tmp_path) -> None:
+    from brainlib.papers import pandiyaraju2024 as P
+
+    frames = []
+    for run in ("a", "b"):
+        exp = P.setup(profile="smoke", out_dir=tmp_path / run, epochs=1)
+        frames.append(P.segmentation(exp, P.load(exp)).predictions)
+    assert frames[0].equals(frames[1])
