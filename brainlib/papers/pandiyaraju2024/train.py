@@ -76,7 +76,7 @@ def _fit(exp: Experiment, name: str, model: nn.Module, train: Any, val: Any, *, 
     with exp.timed(f"train_{name}"):
         result = fit(model, *loaders, losses=losses, epochs=epochs, lr=lr, monitor=monitor,
                      metric_fn=metric_fn, activation=activation, device=exp.device, seed=exp.seed,
-                     checkpoint_dir=exp.out_dir / "checkpoints" / name, resume=True, progress=False,
+                     checkpoint_dir=exp.checkpoint_dir(name), resume=True, progress=False,
                      output_key="logits", checkpoint_meta={"paper": exp.paper, "network": name})
     return Trained(name, result.model, result)
 
