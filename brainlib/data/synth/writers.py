@@ -39,7 +39,8 @@ from brainlib.data.synth.head_ct import (
     FRACTURE, GENERATOR_VERSION, MASK_KEYS, PhantomStudy, draw_subject, make_head_study, min_pixels, render_series,
 )
 from brainlib.data.synth.marks import HEAD_CT_GENERATOR, MARK_VERSION, PHANTOM_MANUFACTURER, phantom_dicom_attributes
-from brainlib.data.synth.truth import TRUTH_DIR, dump_json, write_masks
+from brainlib.data.synth.truth import (LABEL_MIN_PIXELS, TRUTH_DIR, dump_json, label_rule_text,
+                                       uncertain_columns, write_masks)
 from brainlib.io.testing import uid_from, write_ct_slice
 
 #: subtype order of the rows of the real stage_2_train.csv (`any` last).
@@ -52,13 +53,16 @@ def study_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def _check_args(root: Path, n_studies: int, size: int, difficulty: float) -> None:
+def _check_args(root: Path, n_studies: int, size: int, difficulty: float,
+                label_size: int | None = None) -> None:
     if n_studies < 1:
         raise ValueError(f"n_studies must be >= 1, got {n_studies}")
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
     if not 0.0 <= float(difficulty) <= 1.0:
         raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
+    if label_size is not None and not 1 <= int(label_size) <= size:
+        raise ValueError(f"label_size must be in [1, size={size}], got {label_size}")
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root}: output directory exists and is not empty")
 
@@ -84,7 +88,8 @@ def _hex_id(taken: set[str], n: int, *parts: object) -> str:
 
 
 def _slice_rows(study: PhantomStudy, sops: list[str], image_ids: list[str], paths: list[str],
-                study_id: str, series_uid: str, desc: str) -> pd.DataFrame:
+                study_id: str, series_uid: str, desc: str, label_size: int | None = None,
+                label_min_pixels: int = LABEL_MIN_PIXELS) -> pd.DataFrame:
     df = study.slice_labels.copy()
     df.insert(0, "sop_uid", sops)
     df.insert(1, "image_id", image_ids)
@@ -95,6 +100,9 @@ def _slice_rows(study: PhantomStudy, sops: list[str], image_ids: list[str], path
     df.insert(6, "z_index", np.arange(study.n_slices))
     df.insert(7, "position_z", study.positions[:, 2])
     df["calcification"] = (study.distractors["calcification"].sum(axis=(1, 2)) >= min_pixels(study.size)).astype(np.int8)
+    if label_size is not None:
+        extra = uncertain_columns(study.masks, df, list(RSNA_SUBTYPES), label_size, label_min_pixels)
+        df = pd.concat([df, extra], axis=1)
     return df
 
 
@@ -127,11 +135,15 @@ def _finish_truth(root: Path, params: dict[str, Any], slices: list[pd.DataFrame]
     atomic_write(tdir / "COMPLETE", "ok\n", fsync=False)
 
 
-def _base_params(layout: str, n_studies: int, seed: int, size: int, difficulty: float) -> dict[str, Any]:
+def _base_params(layout: str, n_studies: int, seed: int, size: int, difficulty: float,
+                 label_size: int | None = None, label_min_pixels: int = LABEL_MIN_PIXELS) -> dict[str, Any]:
     return dict(generator="brainlib.data.synth", version=GENERATOR_VERSION, layout=layout,
                 mark=PHANTOM_MANUFACTURER, mark_version=MARK_VERSION,
                 n_studies=int(n_studies), seed=int(seed), size=int(size), difficulty=float(difficulty),
                 min_pixels=min_pixels(size), mask_classes=list(MASK_KEYS),
+                label_size=None if label_size is None else int(label_size),
+                label_min_pixels=None if label_size is None else int(label_min_pixels),
+                label_rule=None if label_size is None else label_rule_text(label_size, label_min_pixels),
                 box_note="PhantomTruth.boxes(sop, mode='all'|'largest'): (x_min, y_min, x_max, y_max), max exclusive",
                 studies=[])
 
@@ -139,14 +151,19 @@ def _base_params(layout: str, n_studies: int, seed: int, size: int, difficulty: 
 # ----------------------------------------------------------------------------- RSNA
 
 def write_rsna(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0, size: int = 512,
-               difficulty: float = 0.5) -> Path:
-    """Write `n_studies` phantom series in the RSNA 2019 ICH layout under `root`; return root."""
+               difficulty: float = 0.5, label_size: int | None = None,
+               label_min_pixels: int = LABEL_MIN_PIXELS) -> Path:
+    """Write `n_studies` phantom series in the RSNA 2019 ICH layout under `root`; return root.
+
+    `label_size` (a model's working size) adds the label rule at that size to the truth
+    sidecar (`uncertain_<class>` columns, see `truth.py`); the CSV is the same either way.
+    """
     root = Path(root)
-    _check_args(root, n_studies, size, difficulty)
+    _check_args(root, n_studies, size, difficulty, label_size)
     img_dir = root / "stage_2_train"
     img_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
-    params = _base_params("rsna", n_studies, seed, size, difficulty)
+    params = _base_params("rsna", n_studies, seed, size, difficulty, label_size, label_min_pixels)
     slices, studies, csv_blocks = [], [], []
     for i in range(n_studies):
         sseed = study_seed(seed, i)
@@ -167,7 +184,8 @@ def write_rsna(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0,
                       study_uid=study_uid, series_uid=series_uid, sops=sops, series_number=1,
                       desc="", instance_numbers=list(range(1, st.n_slices + 1)),
                       extra=_mark("rsna", seed, i, sseed))
-        df = _slice_rows(st, sops, ids, [str(p.relative_to(root)) for p in paths], study_uid, series_uid, "")
+        df = _slice_rows(st, sops, ids, [str(p.relative_to(root)) for p in paths], study_uid, series_uid, "",
+                         label_size, label_min_pixels)
         slices.append(df)
         write_masks(root / TRUTH_DIR / "masks" / f"{series_uid}.npz", st.masks, sops)
         for iid, (_, row) in zip(ids, df.iterrows()):
@@ -227,14 +245,19 @@ def _series_extra(p: dict[str, Any]) -> dict[str, str]:
 
 
 def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0, size: int = 512,
-                difficulty: float = 0.5) -> Path:
-    """Write `n_studies` phantom patients in the CQ500 layout under `root`; return root."""
+                difficulty: float = 0.5, label_size: int | None = None,
+                label_min_pixels: int = LABEL_MIN_PIXELS) -> Path:
+    """Write `n_studies` phantom patients in the CQ500 layout under `root`; return root.
+
+    `label_size` adds the label rule at that working size to the truth sidecar (as in
+    `write_rsna`); reads.csv is the same either way.
+    """
     root = Path(root)
-    _check_args(root, n_studies, size, difficulty)
+    _check_args(root, n_studies, size, difficulty, label_size)
     root.mkdir(parents=True, exist_ok=True)
     rng_names = np.random.default_rng([int(seed), 0xC500])
     numbers = sorted(int(n) for n in rng_names.choice(max(3 * n_studies, 10), size=n_studies, replace=False))
-    params = _base_params("cq500", n_studies, seed, size, difficulty)
+    params = _base_params("cq500", n_studies, seed, size, difficulty, label_size, label_min_pixels)
     slices, studies, read_rows = [], [], []
     for i, N in enumerate(numbers):
         sseed = study_seed(seed, i)
@@ -276,7 +299,8 @@ def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0
                           desc=p["desc"], instance_numbers=inst,
                           extra={**_series_extra(p), **_mark("cq500", seed, i, sseed)})
             rel = [str(q.relative_to(root)) for q in paths]
-            slices.append(_slice_rows(st, sops, rel, rel, name, series_uid, p["desc"]))
+            slices.append(_slice_rows(st, sops, rel, rel, name, series_uid, p["desc"], label_size,
+                                      label_min_pixels))
             write_masks(root / TRUTH_DIR / "masks" / f"{series_uid}.npz", st.masks, sops)
         assert thick_study is not None
         truth = thick_study.study_labels
@@ -312,11 +336,17 @@ def write_cq500(root: str | os.PathLike[str], n_studies: int = 20, seed: int = 0
 
 # ----------------------------------------------------------------------------- cache
 
-def phantom_key(layout: str, n_studies: int, seed: int, size: int, difficulty: float) -> str:
+def phantom_key(layout: str, n_studies: int, seed: int, size: int, difficulty: float,
+                label_size: int | None = None, label_min_pixels: int = LABEL_MIN_PIXELS) -> str:
     """Folder name of a cached phantom tree: every argument that changes its content, and the
     version of the phantom mark (`-m<MARK_VERSION>`), so trees cached before the files were
-    marked are never reused (they stay where they are; nothing reading them is disturbed)."""
-    return f"{layout}-n{n_studies}-s{seed}-px{size}-d{difficulty}-m{MARK_VERSION}"
+    marked are never reused (they stay where they are; nothing reading them is disturbed).
+    A label rule at a working size adds `-l<label_size>p<label_min_pixels>` (its sidecar has
+    more columns); trees without one keep their key."""
+    key = f"{layout}-n{n_studies}-s{seed}-px{size}-d{difficulty}-m{MARK_VERSION}"
+    if label_size is not None:
+        key += f"-l{int(label_size)}p{int(label_min_pixels)}"
+    return key
 
 
 #: What a reusable cached tree must declare in its params.json.
@@ -336,21 +366,23 @@ def _complete_version(root: Path) -> tuple[str, str] | None:
 
 
 def ensure_phantoms(layout: str, n_studies: int = 20, seed: int = 0, size: int = 256,
-                    difficulty: float = 0.5) -> Path:
+                    difficulty: float = 0.5, label_size: int | None = None,
+                    label_min_pixels: int = LABEL_MIN_PIXELS) -> Path:
     """Path of a phantom tree, generated once into the cache and reused afterwards.
 
     The tree lives at `cache_dir("phantoms") / phantom_key(...)`. Generation goes to a
     temporary sibling directory renamed into place when complete, so an interrupted run is
     never mistaken for a finished one; a tree written by another generator or mark version
     is regenerated (the versions are checked in its `params.json`). Every file is marked as
-    a phantom (`marks.py`).
+    a phantom (`marks.py`). `label_size` / `label_min_pixels`: the label rule at a working
+    size recorded in the truth sidecar (see `write_rsna`).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     from brainlib.paths import cache_dir
 
     base = cache_dir("phantoms")
-    final = base / phantom_key(layout, n_studies, seed, size, difficulty)
+    final = base / phantom_key(layout, n_studies, seed, size, difficulty, label_size, label_min_pixels)
     if _complete_version(final) == _CURRENT:
         return final
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -358,7 +390,8 @@ def ensure_phantoms(layout: str, n_studies: int = 20, seed: int = 0, size: int =
     old = base / f".old-{final.name}-{token}"
     writer = write_rsna if layout == "rsna" else write_cq500
     try:
-        writer(tmp, n_studies=n_studies, seed=seed, size=size, difficulty=difficulty)
+        writer(tmp, n_studies=n_studies, seed=seed, size=size, difficulty=difficulty,
+               label_size=label_size, label_min_pixels=label_min_pixels)
         if _complete_version(final) == _CURRENT:  # a concurrent run finished first
             return final
         if final.exists():  # incomplete, or from another generator/mark version: move it aside

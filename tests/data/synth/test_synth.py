@@ -333,3 +333,45 @@ def test_fracture_mask_lies_in_the_skull():
     bone = ndimage.binary_dilation(st.tissue == TISSUES["bone"], iterations=3)
     assert (f & bone).sum() / f.sum() > 0.95
     assert np.median(st.hu[f]) < 400  # the gap is soft tissue, not bone
+
+
+# ----------------------------------------------------------------------------- label rule
+
+def test_label_rule_at_the_working_size_leaves_the_csv_unchanged(tmp_path, rsna_root: Path):
+    from brainlib.data.cache import area_resize
+    from brainlib.data.synth.truth import LABEL_MIN_PIXELS, visible_pixels
+
+    ruled = write_rsna(tmp_path / "ruled", n_studies=6, seed=3, size=SIZE, difficulty=0.5, label_size=32)
+    assert (ruled / "stage_2_train.csv").read_text() == (rsna_root / "stage_2_train.csv").read_text()
+    plain, truth = load_truth(rsna_root), load_truth(ruled)
+    assert plain.label_size is None and "uncertain_any" not in plain.slice_labels
+    assert truth.label_size == 32 and truth.params["label_min_pixels"] == LABEL_MIN_PIXELS
+    assert "32 x 32" in truth.params["label_rule"]
+    sl = truth.slice_labels
+    pd.testing.assert_frame_equal(sl[list(plain.slice_labels.columns)], plain.slice_labels)
+    for c in RSNA_SUBTYPES:
+        pos = sl[c] == 1
+        small = sl[f"px_{c}"] < LABEL_MIN_PIXELS
+        assert ((sl[f"uncertain_{c}"] == 1) == (pos & small)).all()
+        assert (sl.loc[sl[c] == 0, f"px_{c}"] == 0).all()  # nothing visible where nothing labelled
+    # px counts working-size pixels that are at least half lesion (the cache's area average)
+    row = sl.loc[sl["px_intraparenchymal"].idxmax()]
+    m = truth.masks(row["sop_uid"])["intraparenchymal"]
+    assert int(row["px_intraparenchymal"]) == int((area_resize(m.astype(np.uint8), 32) >= 0.5).sum())
+    assert visible_pixels(m[None], 32)[0] == row["px_intraparenchymal"]
+    # certain labels: uncertain -> NaN; `any` NaN only when no subtype is certainly positive
+    cl = truth.certain_labels(RSNA_CLASSES).loc[sl["image_id"]]
+    for c in RSNA_SUBTYPES:
+        assert (cl[c].isna().to_numpy() == (sl[f"uncertain_{c}"] == 1).to_numpy()).all()
+    certain_pos = (cl[list(RSNA_SUBTYPES)] == 1).any(axis=1).to_numpy()
+    assert not (cl["any"].isna().to_numpy() & certain_pos).any()
+    assert (cl["any"].isna().to_numpy() == (sl["uncertain_any"] == 1).to_numpy()).all()
+    assert sl.filter(like="uncertain_").to_numpy().sum() > 0  # 32 px: some lesions too small
+
+
+def test_label_rule_changes_the_cache_key_only_when_asked():
+    assert phantom_key("rsna", 2, 0, 32, 0.5) == phantom_key("rsna", 2, 0, 32, 0.5, None)
+    assert phantom_key("rsna", 2, 0, 32, 0.5, 16) != phantom_key("rsna", 2, 0, 32, 0.5)
+    assert phantom_key("rsna", 2, 0, 32, 0.5, 16, 4) != phantom_key("rsna", 2, 0, 32, 0.5, 16, 8)
+    with pytest.raises(ValueError, match="label_size"):
+        write_rsna(Path("/nonexistent/never"), n_studies=1, seed=0, size=32, label_size=64)
