@@ -37,17 +37,20 @@ def _scaled_cfg(width: float, in_channels: int) -> list:
 def vgg16_features(
     width: float = 1.0,
     weights: str | os.PathLike | None = None,
+    batch_norm: bool = False,
 ) -> tuple[nn.Sequential, BackboneInit]:
     """VGG-16 convolutional layers (torchvision's `features`), 3 input channels.
 
     Args:
         width: channel multiplier (1.0 = the paper's VGG-16). Pretrained weights need 1.0.
-        weights: path of a torchvision `vgg16` state dict (full model or `features.*` keys).
-            Defaults to `$BRAINLIB_VGG16_WEIGHTS` when set.
+        weights: path of a torchvision `vgg16` state dict (full model or `features.*` keys;
+            `vgg16_bn` with ``batch_norm=True``). Defaults to `$BRAINLIB_VGG16_WEIGHTS` when set.
+        batch_norm: a BatchNorm2d after every convolution (torchvision's `vgg16_bn` layout);
+            not the papers' VGG-16, so callers declare it as a deviation.
     Returns:
         (features, init) where `init.note` says plainly which initialisation was used.
     """
-    features = make_layers(_scaled_cfg(width, 3), batch_norm=False)
+    features = make_layers(_scaled_cfg(width, 3), batch_norm=batch_norm)
     weights = weights or os.environ.get("BRAINLIB_VGG16_WEIGHTS") or None
     if weights is None:
         note = "VGG-16 from random initialisation (no local ImageNet weights file given)"
@@ -62,15 +65,17 @@ def vgg16_features(
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     missing, unexpected = features.load_state_dict(state, strict=False)
     if missing:
-        raise ValueError(f"{path}: not a VGG-16 state dict (missing {missing[:3]}...)")
+        kind = "vgg16_bn" if batch_norm else "VGG-16"
+        raise ValueError(f"{path}: not a {kind} state dict (missing {missing[:3]}...)")
     if unexpected:
         warnings.warn(f"{path}: ignored unexpected keys {unexpected[:3]}", stacklevel=2)
     return features, BackboneInit(True, str(path), f"VGG-16 with ImageNet weights from {path}")
 
 
-def vgg16_stage_slices(width: float = 1.0) -> dict[str, slice]:
-    """Layer ranges of `vgg16_features` ending at pool3 (C3), pool4 (C4) and pool5 (C5)."""
-    pools = [i for i, v in enumerate(_layer_kinds(width)) if v == "pool"]
+def vgg16_stage_slices(width: float = 1.0, batch_norm: bool = False) -> dict[str, slice]:
+    """Layer ranges of `vgg16_features(width, batch_norm=...)` ending at pool3 (C3), pool4 (C4)
+    and pool5 (C5)."""
+    pools = [i for i, v in enumerate(_layer_kinds(width, batch_norm)) if v == "pool"]
     return {"C1_3": slice(0, pools[2] + 1), "C4": slice(pools[2] + 1, pools[3] + 1),
             "C5": slice(pools[3] + 1, pools[4] + 1)}
 
@@ -81,8 +86,8 @@ def vgg16_channels(width: float = 1.0) -> dict[str, int]:
     return {"C3": convs[6], "C4": convs[9], "C5": convs[12]}
 
 
-def _layer_kinds(width: float) -> list[str]:
+def _layer_kinds(width: float, batch_norm: bool = False) -> list[str]:
     kinds: list[str] = []
     for v in _scaled_cfg(width, 3):
-        kinds += ["pool"] if v == "M" else ["conv", "relu"]
+        kinds += ["pool"] if v == "M" else (["conv", "bn", "relu"] if batch_norm else ["conv", "relu"])
     return kinds

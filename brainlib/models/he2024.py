@@ -24,6 +24,12 @@ Choices the paper leaves open, made here and stated:
   "only completes mapping the HU value to fixed window images").
 - New layers (and the backbone when no ImageNet weights are given) get torchvision's VGG
   initialisation (Kaiming-normal convolutions, N(0, 0.01) linear layer).
+- Table 4's "trained from random init" module: PyTorch's default 1x1-convolution init
+  (U(-1, 1) for W and b, fan-in 1) would put W x at hundreds on HU input, a saturated sigmoid
+  that passes no gradient. W is drawn from U(-1, 1) / 1000 instead (the default init for the
+  HU / 1000 input the raw-HU row gets) and b from U(-1, 1): every channel starts as a broad,
+  unsaturated ramp over -1000..1000 HU (`random_window_init`).
+- ``batch_norm=True`` (CPU profiles only, a declared deviation) uses the `vgg16_bn` layout.
 Every model takes HU images (B, 1, H, W); H and W must be multiples of 16.
 """
 from __future__ import annotations
@@ -40,7 +46,8 @@ from brainlib.layers.window_module import WindowModule
 from brainlib.models._registry import register_model
 from brainlib.models.backbones import vgg16_channels, vgg16_features, vgg16_stage_slices
 
-__all__ = ["He2024Net", "HE2024_CONFIG", "HE2024_VARIANTS", "CAM_TARGET", "CAM_CLASSIFIER"]
+__all__ = ["He2024Net", "HE2024_CONFIG", "HE2024_VARIANTS", "CAM_TARGET", "CAM_CLASSIFIER",
+           "random_window_init"]
 
 InputMode = Literal["module", "preset", "hu"]
 
@@ -82,6 +89,7 @@ class He2024Net(nn.Module):
         width: VGG-16 channel multiplier (< 1 only for CPU profiles, a recorded deviation).
         weights: local torchvision VGG-16 weights file, else random init (see `init`).
         reduction: channel-attention bottleneck ratio r.
+        batch_norm: VGG-16 with batch norm after every convolution (not the paper's network).
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class He2024Net(nn.Module):
         reduction: int = 16,
         upper: float = 255.0,
         eps: float = 1.0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if input_mode not in ("module", "preset", "hu"):
@@ -123,8 +132,8 @@ class He2024Net(nn.Module):
             raise ValueError(f"VGG-16 takes 1 (repeated) or 3 input channels, got {in_ch}")
         self.in_channels = in_ch
 
-        self.features, self.init = vgg16_features(width, weights)  # init: BackboneInit
-        s = vgg16_stage_slices(width)
+        self.features, self.init = vgg16_features(width, weights, batch_norm)  # init: BackboneInit
+        s = vgg16_stage_slices(width, batch_norm)
         # Indices of pool3, pool4, pool5 in `features`; C_k is taken just before pool_k.
         self._p3, self._p4, self._p5 = s["C1_3"].stop - 1, s["C4"].stop - 1, s["C5"].stop - 1
         ch = vgg16_channels(width)
@@ -138,6 +147,8 @@ class He2024Net(nn.Module):
         self.attention = _Attention(fused, reduction)
         self.classifier = nn.Linear(fused, num_classes)
         self._init_new_layers(backbone_too=not self.init.pretrained)
+        if self.window_module is not None and windows is None:
+            random_window_init(self.window_module.conv)
 
     def _init_new_layers(self, backbone_too: bool) -> None:
         """torchvision's VGG initialisation (Kaiming-normal convs, N(0, 0.01) linear).
@@ -196,6 +207,15 @@ class He2024Net(nn.Module):
         """Logits (B, num_classes); apply a sigmoid for probabilities."""
         z = self.fused_features(hu)
         return self.classifier(torch.flatten(torch.mean(z, dim=(2, 3)), 1))
+
+
+def random_window_init(conv: nn.Conv2d, hu_scale: float = HU_SCALE) -> None:
+    """Random init of the window module's 1x1 convolution that leaves the sigmoid unsaturated
+    on HU: W ~ U(-1, 1) / `hu_scale`, b ~ U(-1, 1) (PyTorch's default for fan-in 1, applied to
+    HU / `hu_scale`), so W x + b stays within about +-2 for -1000..1000 HU."""
+    with torch.no_grad():
+        conv.weight.uniform_(-1.0 / hu_scale, 1.0 / hu_scale)
+        conv.bias.uniform_(-1.0, 1.0)
 
 
 # -- configuration and builders (the model file ends with its config) ------------------

@@ -88,3 +88,26 @@ def test_cam_layers_exist_and_bad_inputs_raise():
         m(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError):
         He2024Net(input_mode="nope")
+
+
+def test_batch_norm_variant_takes_the_same_stages():
+    torch.manual_seed(0)
+    plain = He2024Net(width=0.0625)
+    bn = He2024Net(width=0.0625, batch_norm=True)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in bn.features)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.features)
+    # C3, C4, C5 are taken just before pool3/4/5 in both layouts
+    for net in (plain, bn):
+        for p in (net._p3, net._p4, net._p5):
+            assert isinstance(net.features[p], torch.nn.MaxPool2d)
+    assert bn.fused_features(_hu(size=64)).shape == plain.fused_features(_hu(size=64)).shape
+
+
+def test_random_window_init_is_not_saturated_on_hu():
+    torch.manual_seed(0)
+    m = create_model("he2024_t4_random_learn", **SMALL)
+    hu = torch.linspace(-1000, 1000, 201).view(1, 1, 1, 201)
+    out = m.window_module(hu) / m.window_module.upper
+    assert out.min() > 0.05 and out.max() < 0.95  # an unsaturated ramp on every channel
+    w = m.window_module.conv.weight.abs()
+    assert (w <= 1e-3).all() and (w > 0).all()
