@@ -28,6 +28,13 @@ def _synth(args: argparse.Namespace) -> int:
                           size=args.size if args.size != 512 else 256, difficulty=args.difficulty)
         print(f"wrote busi phantoms to {root}")
         return 0
+    if args.layout == "deeplesion":  # 16-bit PNG body-CT slices + DL_info.csv; --studies = patients
+        from brainlib.data.synth import write_deeplesion
+
+        root = write_deeplesion(Path(args.out), n_patients=args.studies, seed=args.seed,
+                                size=args.size, difficulty=args.difficulty)
+        print(f"wrote deeplesion phantoms to {root}")
+        return 0
 
     writer = {"rsna": write_rsna, "cq500": write_cq500}[args.layout]
     root = writer(Path(args.out), n_studies=args.studies, seed=args.seed, size=args.size,
@@ -74,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write synthetic head-CT phantoms in a real dataset layout")
-    p.add_argument("layout", choices=["rsna", "cq500", "bonescan", "busi"])
+    p.add_argument("layout", choices=["rsna", "cq500", "bonescan", "busi", "deeplesion"])
     p.add_argument("--out", required=True, help="dataset root to create")
     p.add_argument("--studies", type=int, default=20, help="number of studies (patients)")
     p.add_argument("--images", type=int, default=780, help="busi: number of images (BUSI has 780)")

@@ -20,6 +20,7 @@ _EXPORTS = {
     "CQ500Dataset": "brainlib.data.cq500",
     "BoneScanDataset": "brainlib.data.bonescan",
     "BUSIDataset": "brainlib.data.busi",
+    "DeepLesionDataset": "brainlib.data.deeplesion",
     "read_reads_csv": "brainlib.data.cq500",
 }
 

@@ -50,3 +50,7 @@ BONESCAN_CLASSES: tuple[str, ...] = ("normal", "metastasis", "arthritis", "thyro
 # BUSI (Al-Dhabyani et al. 2020): the three class folders of Dataset_BUSI_with_GT, in the
 # order Pandiyaraju et al. (2024) name them.
 BUSI_CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")
+
+# DeepLesion (Yan et al. 2018) DL_info.csv Coarse_lesion_type 1-8, in code order (-1 = unlabelled).
+DEEPLESION_TYPES: tuple[str, ...] = ("bone", "abdomen", "mediastinum", "liver", "lung", "kidney",
+                                     "soft_tissue", "pelvis")

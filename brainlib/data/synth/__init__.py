@@ -19,6 +19,7 @@ _TRUTH = "brainlib.data.synth.truth"
 _WRITERS = "brainlib.data.synth.writers"
 _BONE_SCAN = "brainlib.data.synth.bone_scan"
 _BREAST_US = "brainlib.data.synth.breast_us"
+_BODY_CT = "brainlib.data.synth.body_ct"
 
 _EXPORTS = {
     **dict.fromkeys((
@@ -31,6 +32,7 @@ _EXPORTS = {
     **dict.fromkeys(("PhantomTruth", "PhantomTruthError", "load_truth"), _TRUTH),
     **dict.fromkeys(("ensure_bonescan", "load_bonescan_truth", "write_bonescan"), _BONE_SCAN),
     **dict.fromkeys(("ensure_busi", "load_duplicates", "make_breast_image", "write_busi"), _BREAST_US),
+    **dict.fromkeys(("ensure_deeplesion", "normal_slices", "write_deeplesion"), _BODY_CT),
     **dict.fromkeys(("ensure_phantoms", "phantom_key", "study_seed", "write_cq500", "write_rsna"), _WRITERS),
 }
 
