@@ -5,14 +5,33 @@ caches, phantom trees, skipped lists) goes through here: write to a temporary fi
 destination folder, flush it to disk, then `os.replace` it over the target. A crash leaves
 the old file (or none), never a torn one. Bulk, regenerable outputs pass ``fsync=False``:
 still atomic for readers, without one disk flush per file.
+
+Temporary names carry the writing process's id: ``.<target>.<pid>-<hex>.tmp<suffix>`` for
+files, ``.<target>.<pid>-<hex>.tmpdir`` for folders. A killed process (SIGKILL, power loss)
+cannot clean up after itself; :func:`sweep_temp` removes what a dead writer left, and is called
+where a run starts (the notebook runner on its output folder, the engine on its checkpoint
+folder). Files of a writer that is still alive are never touched.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
+import time
 from pathlib import Path
 from typing import Iterator
+
+# .<name>.<pid>-<8 hex>.tmp[<suffix>] (files) or .tmpdir (folders); the legacy pattern, written
+# before pids were part of the name, is .<name>.<8 hex>.tmp[<suffix>].
+_TEMP = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp(?:dir|\.[^.]*)?$")
+_LEGACY_TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(?:\.[^.]*)?$")
+LEGACY_MIN_AGE_S = 600.0  # a legacy temp file names no writer: only removed when this old
+
+
+def _temp_name(target: Path, kind: str) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.{kind}")
 
 
 @contextlib.contextmanager
@@ -29,7 +48,7 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:  # like mkstemp, but with the usual permissions (0666 minus umask), not 0600
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{target.suffix}")
+        tmp = _temp_name(target, f"tmp{target.suffix}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             break
@@ -65,12 +84,15 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     An existing `path` is removed just before the rename; on an exception the temporary
     folder is deleted and `path` is left as it was.
     """
-    import shutil
-    import tempfile
-
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    while True:
+        tmp = _temp_name(target, "tmpdir")
+        try:
+            tmp.mkdir(mode=0o755)
+            break
+        except FileExistsError:
+            continue
     try:
         os.chmod(tmp, 0o755)
         yield tmp
@@ -80,3 +102,84 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _pid_started(pid: int) -> float | None:
+    """Start time (epoch seconds) of a live process, from /proc (Linux); None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - uptime + int(fields[19]) / ticks
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_stale_temp(path: str | os.PathLike[str], now: float | None = None) -> bool:
+    """True if `path` is a temporary file/folder of :func:`atomic_path`/:func:`atomic_dir`
+    whose writer is gone: its process is dead, or the pid now belongs to a process started
+    after the file was last written (pid reuse). Legacy names (no pid) count as stale once
+    older than ``LEGACY_MIN_AGE_S``."""
+    path = Path(path)
+    try:
+        mtime = path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    match = _TEMP.match(path.name)
+    if match:
+        pid = int(match["pid"])
+        if not _pid_alive(pid):
+            return True
+        if pid == os.getpid():
+            return False
+        started = _pid_started(pid)
+        return started is not None and started > mtime + 1.0
+    if _LEGACY_TEMP.match(path.name) and path.is_file():
+        return ((now or time.time()) - mtime) > LEGACY_MIN_AGE_S
+    return False
+
+
+def sweep_temp(folder: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files and folders a killed writer left under `folder`.
+
+    Only names written by this module are considered, and only when their writer is gone
+    (:func:`is_stale_temp`), so a concurrent live writer is never disturbed. Returns what was
+    removed. A missing `folder` is fine (nothing to do).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith(".") and is_stale_temp(path):
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+            elif recursive and entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+    return removed

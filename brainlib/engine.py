@@ -18,9 +18,16 @@ Conventions
   ``e`` depends only on ``(seed, e)`` (:class:`EpochShuffleSampler`), and every RNG state
   (python, numpy, torch, CUDA, loader generators) is stored in the checkpoint, so
   ``resume=True`` after an interruption reproduces the uninterrupted run exactly.
+* Interruption: with a ``checkpoint_dir``, :func:`fit` resumes by default. Rerunning the same
+  command after a kill continues from the last completed epoch (``last.pt``, written atomically
+  after every epoch) and ends with the same weights as an uninterrupted run; a training whose
+  checkpoint is already at the final epoch returns at once without training. A checkpoint
+  written for another configuration (model parameters, optimiser, schedule, data size,
+  ``checkpoint_meta``) is refused with :class:`CheckpointMismatchError`, never half-loaded.
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -36,9 +43,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from brainlib._atomic import atomic_path
+from brainlib._atomic import atomic_path, sweep_temp
 
 __all__ = [
+    "CheckpointMismatchError",
     "EpochShuffleSampler",
     "FitResult",
     "LossSpec",
@@ -327,6 +335,72 @@ def _set_rng_state(state: Mapping[str, Any], loaders: Sequence[DataLoader | None
             loader.generator.set_state(gen_state)
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint folder holds the training state of a different configuration."""
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values (tuples become lists, anything else its repr) for exact comparison."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=repr))
+
+
+def _model_signature(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    return {k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor)}
+
+
+def _train_config(model: nn.Module, opt: torch.optim.Optimizer, groups: list[dict[str, Any]],
+                  loader: DataLoader, **settings: Any) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (:func:`_check_resumable`)."""
+    try:
+        n_train: int | None = len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:
+        n_train = None
+    defaults = {k: v for k, v in opt.defaults.items() if k not in ("lr", "foreach", "fused",
+                                                                   "capturable", "differentiable")}
+    return _jsonable({
+        "model": _model_signature(model.state_dict()),
+        "optimizer": type(opt).__name__,
+        "optimizer_defaults": defaults,
+        "param_groups": [[g["name"], [list(p.shape) for p in g["params"]], g["lr"]] for g in groups],
+        "train_cases": n_train,
+        "batch_size": loader.batch_size,
+        **settings,
+    })
+
+
+def _check_resumable(path: Path, state: Mapping[str, Any], config: Mapping[str, Any],
+                     epochs: int) -> None:
+    """Raise :class:`CheckpointMismatchError` unless `state` was written for `config`."""
+    saved = state.get("config")
+    if saved is None:  # written before configs were stored: compare weights and meta only
+        saved = {"model": _jsonable(_model_signature(state["model"])),
+                 "meta": _jsonable(state.get("meta") or {})}
+    diffs = []
+    for key in sorted(set(saved) | set(config)):
+        if key not in saved or key not in config:
+            if key in saved or key == "model" or key == "meta":
+                diffs.append(f"{key}: checkpoint {saved.get(key)!r}, now {config.get(key)!r}")
+            continue
+        if saved[key] == config[key]:
+            continue
+        if key == "model":
+            old, new = saved[key], config[key]
+            parts = [f"missing {k}" for k in new if k not in old][:3]
+            parts += [f"unexpected {k}" for k in old if k not in new][:3]
+            parts += [f"{k} {old[k][0]} -> {new[k][0]}" for k in new
+                      if k in old and old[k] != new[k]][:3]
+            diffs.append("model parameters differ (" + ", ".join(parts) + ")")
+        else:
+            diffs.append(f"{key}: checkpoint {saved[key]!r}, now {config[key]!r}")
+    if int(state["epoch"]) > epochs:
+        diffs.append(f"epochs: the checkpoint is at epoch {state['epoch']}, past epochs={epochs}")
+    if diffs:
+        raise CheckpointMismatchError(
+            f"{path}: written for a different training configuration, refusing to resume: "
+            + "; ".join(diffs) + f". Delete {path.parent} or pass resume=False to start afresh.")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`fit` (our own files, so full unpickling is allowed)."""
     path = Path(path)
@@ -507,6 +581,7 @@ class FitResult:
     last_checkpoint: Path | None = None
     best_checkpoint: Path | None = None
     monitor: str = "val_loss"
+    resumed_from: int = 0  # epochs already done when fit() was called (0: trained from scratch)
 
 
 def _is_better(score: float, best: float | None, mode: str) -> bool:
@@ -534,7 +609,7 @@ def fit(
     mode: str | None = None,
     metric_fn: Callable[[Predictions], Mapping[str, float]] | None = None,
     checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
+    resume: bool | None = None,
     device: str | torch.device = "auto",
     seed: int | None = 0,
     amp: str | bool | None = None,
@@ -560,8 +635,14 @@ def fit(
             Without a ``val_loader`` the last epoch is taken as best.
         metric_fn: called on validation :class:`Predictions` (scores after ``activation``).
         checkpoint_dir: if set, ``last.pt`` (full training state) after every epoch and
-            ``best.pt`` (best weights), both written atomically.
-        resume: continue from ``checkpoint_dir/last.pt`` if it exists.
+            ``best.pt`` (best weights), both written atomically; temporary files a killed
+            run left there are removed first.
+        resume: continue from ``checkpoint_dir/last.pt`` if it exists (the default when a
+            ``checkpoint_dir`` is given; a finished training returns at once). ``False``
+            discards earlier checkpoints and starts afresh. A checkpoint of another
+            configuration raises :class:`CheckpointMismatchError`.
+        checkpoint_meta: anything else the checkpoint must match to be resumed (e.g. the
+            settings that built the model), stored in both checkpoints.
         seed: seeds python/numpy/torch at the start (None leaves the RNGs alone).
         amp: None (default), ``"bf16"`` (CPU/CUDA autocast), ``"fp16"`` (CUDA, with GradScaler)
             or True (pick by device).
@@ -592,8 +673,22 @@ def fit(
     loaders = [train_loader, val_loader]
 
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and ckpt_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir")
+    if resume is None:
+        resume = ckpt_dir is not None
     last_path = ckpt_dir / LAST_CHECKPOINT if ckpt_dir else None
     best_path = ckpt_dir / BEST_CHECKPOINT if ckpt_dir else None
+    config = _train_config(
+        model, opt, groups, train_loader, lr_step=lr_step, lr_gamma=lr_gamma if lr_step else None,
+        amp=amp_mode, channels_last=bool(channels_last), seed=seed, monitor=monitor, mode=mode,
+        grad_clip=grad_clip, max_steps_per_epoch=max_steps_per_epoch,
+        meta=dict(checkpoint_meta or {}))
+    if ckpt_dir is not None:
+        sweep_temp(ckpt_dir, recursive=False)  # partial checkpoints of a killed run
+        if not resume:
+            for path in (last_path, best_path):
+                path.unlink(missing_ok=True)  # type: ignore[union-attr]
     history: list[dict[str, Any]] = []
     best_score: float | None = None
     best_epoch = 0
@@ -602,6 +697,7 @@ def fit(
 
     if resume and last_path is not None and last_path.is_file():
         state = load_checkpoint(last_path, map_location=dev)
+        _check_resumable(last_path, state, config, epochs)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler") is not None:
@@ -612,8 +708,7 @@ def fit(
         best_score, best_epoch = state["best_score"], int(state["best_epoch"])
         history = list(state["history"])
         _set_rng_state(state["rng"], loaders)
-    elif resume and ckpt_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir")
+    resumed_from = start_epoch
 
     bar_factory = _tqdm() if progress else None
     group_names = [g["name"] for g in opt.param_groups]
@@ -672,6 +767,7 @@ def fit(
                 "rng": _rng_state(loaders),
                 "monitor": monitor,
                 "meta": dict(checkpoint_meta or {}),
+                "config": config,
             }, last_path)
 
     if best_state is None and best_path is not None and best_path.is_file():
@@ -686,6 +782,7 @@ def fit(
         last_checkpoint=last_path if last_path is not None and last_path.is_file() else None,
         best_checkpoint=best_path if best_path is not None and best_path.is_file() else None,
         monitor=monitor,
+        resumed_from=resumed_from,
     )
 
 

@@ -9,6 +9,12 @@ A notebook is skipped when nothing it depends on changed since its last success:
 its parameters, brainlib's code (every .py/.yaml under brainlib/ plus pyproject.toml) and its
 data (the file listing with sizes and mtimes of a real root, or the phantoms, whose generator
 is part of brainlib's code). ``force=True`` re-runs regardless.
+
+Interruptions: ``status.json`` says ``running`` (with the runner's pid and host) while a notebook
+runs; a killed run leaves it so, and the report shows it as interrupted once that process is
+gone. The next run removes the temporary files a killed run left under the output folder
+(:func:`brainlib._atomic.sweep_temp`), then reruns the notebook, whose trainings resume from
+their checkpoints (:func:`brainlib.engine.fit`).
 """
 from __future__ import annotations
 
@@ -18,13 +24,14 @@ import logging
 import os
 import platform
 import re
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from brainlib import PAPERS
-from brainlib._atomic import atomic_path, atomic_write
+from brainlib._atomic import atomic_path, atomic_write, sweep_temp
 from brainlib.paths import repo_root
 
 KERNEL_NAME = "brainlib"
@@ -214,11 +221,13 @@ def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: 
 
     folder = out_dir
     folder.mkdir(parents=True, exist_ok=True)
+    sweep_temp(folder)  # what a killed run left half-written (papermill output, checkpoints)
     clear_artifacts(folder)  # a failure must not be reported beside the last success's tables
     output = folder / notebook.name
     html_path = output.with_suffix(".html")
     status: dict[str, Any] = {"key": key, "notebook": str(notebook), "status": "running",
-                              "started": _now(), "parameters": parameters, "input_hash": None,
+                              "started": _now(), "pid": os.getpid(), "host": socket.gethostname(),
+                              "parameters": parameters, "input_hash": None,
                               "output_notebook": output.name, "html": html_path.name}
     _write_json(folder / "status.json", status)
     start = time.perf_counter()
@@ -306,6 +315,8 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
         print(f"error: {exc}", file=sys.stderr)
         return 1
     package = package_digest()
+    if out.is_dir():
+        sweep_temp(out)  # temp files of a killed run (papermill output, tables, checkpoints)
     failures = 0
     total = len(keyed)
     for index, (key, nb) in enumerate(keyed.items(), start=1):
@@ -335,7 +346,9 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
             print(f"{prefix} unchanged, skipped (last run {previous.get('seconds', 0):.1f} s; --force re-runs)",
                   flush=True)
             continue
-        print(f"{prefix} running {nb.name} ... ", end="", flush=True)
+        resumed = " (last run interrupted: trainings resume)" if previous and previous.get(
+            "status") == "running" else ""
+        print(f"{prefix} running {nb.name}{resumed} ... ", end="", flush=True)
         status = run_notebook(nb, key, parameters, folder, digest)
         if status["status"] == "ok":
             print(f"ok  {status['seconds']:.1f} s", flush=True)

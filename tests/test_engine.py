@@ -1,6 +1,7 @@
 """Tests for brainlib.engine: seeding, fit/resume, checkpoints, predict, k-fold."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -350,3 +351,193 @@ def test_kfold_errors():
         kfold_split([0, 1, 0, 1], 5)
     with pytest.raises(ValueError, match="groups"):
         kfold_split([0, 1, 0, 1, 0, 1], 3, groups=["a", "a", "a", "b", "b", "b"])
+
+
+# --------------------------------------------------------------------------- resume by default
+def _counting_losses():
+    calls = {"train": 0}
+
+    def counted_bce(outputs, batch):
+        if torch.is_grad_enabled():
+            calls["train"] += 1
+        return bce(outputs, batch)
+
+    return calls, [("bce", counted_bce, 1.0), ("l2", l2_features, 0.01)]
+
+
+def _fit_default(ckpt, epochs=4, losses=LOSSES, model=None, **kw):
+    """Like `_fit` but without `resume=`: the default must resume when checkpoint_dir is set."""
+    train, val = _loaders()
+    return fit(model or _model(), train, val, losses=losses, epochs=epochs, lr=kw.pop("lr", 1e-2),
+               lr_step=2, lr_gamma=0.5, metric_fn=accuracy_metric, checkpoint_dir=ckpt,
+               device="cpu", seed=7, progress=False, **kw)
+
+
+def test_resume_is_the_default_and_a_finished_training_returns_at_once(tmp_path):
+    first = _fit_default(tmp_path, epochs=2)
+    assert first.resumed_from == 0
+    calls, counted = _counting_losses()
+    longer = _fit_default(tmp_path, epochs=4, losses=counted)  # continues at epoch 3
+    assert longer.resumed_from == 2 and calls["train"] == 2 * 6
+    straight = _fit(tmp_path / "straight", epochs=4)
+    _assert_same_state(straight.model.state_dict(), longer.model.state_dict())
+
+    calls, counted = _counting_losses()
+    again = _fit_default(tmp_path, epochs=4, losses=counted)
+    assert calls["train"] == 0 and again.resumed_from == 4  # nothing retrained
+    assert again.best_epoch == straight.best_epoch
+    _assert_same_state(straight.model.state_dict(), again.model.state_dict())
+    pd.testing.assert_frame_equal(straight.history.drop(columns="seconds"),
+                                  again.history.drop(columns="seconds"))
+    # the RNGs continue as after the uninterrupted training (what follows fit() is unchanged)
+    after_straight = (_fit(tmp_path / "s2", epochs=4), torch.rand(3))[1]
+    after_resume = (_fit_default(tmp_path, epochs=4), torch.rand(3))[1]
+    assert torch.equal(after_straight, after_resume)
+
+
+def test_resume_false_starts_afresh(tmp_path):
+    _fit_default(tmp_path, epochs=3)
+    calls, counted = _counting_losses()
+    fresh = _fit_default(tmp_path, epochs=2, losses=counted, resume=False)
+    assert fresh.resumed_from == 0 and calls["train"] == 2 * 6
+    assert engine.load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    _assert_same_state(_fit(tmp_path / "s", epochs=2).model.state_dict(),
+                       fresh.model.state_dict())
+
+
+class WideNet(ToyNet):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.2))
+        self.head = nn.Linear(32, 1)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"model": "wide"}, "model parameters differ .*body.0.weight \\[16, 8\\] -> \\[32, 8\\]"),
+    ({"lr": 5e-2}, "param_groups"),
+    ({"optimizer": "sgd"}, "optimizer"),
+    ({"checkpoint_meta": {"size": 128}}, "meta"),
+    ({"amp": "bf16"}, "amp"),
+    ({"epochs": 2}, "past epochs=2"),
+])
+def test_refuses_to_resume_another_configuration(tmp_path, change, match):
+    _fit_default(tmp_path, epochs=3)
+    kw = dict(change)
+    if kw.pop("model", None):
+        torch.manual_seed(1)
+        kw["model"] = WideNet()
+    with pytest.raises(engine.CheckpointMismatchError, match=match) as info:
+        _fit_default(tmp_path, **{"epochs": 3, **kw})
+    assert "resume=False" in str(info.value) and str(tmp_path / "last.pt") in str(info.value)
+    assert engine.load_checkpoint(tmp_path / "last.pt")["epoch"] == 3  # left untouched
+
+
+def test_old_checkpoint_without_config_is_checked_by_weights(tmp_path):
+    _fit_default(tmp_path, epochs=2)
+    state = engine.load_checkpoint(tmp_path / "last.pt")
+    del state["config"]
+    torch.save(state, tmp_path / "last.pt")
+    assert _fit_default(tmp_path, epochs=3).resumed_from == 2
+    state = engine.load_checkpoint(tmp_path / "last.pt")
+    del state["config"]
+    torch.save(state, tmp_path / "last.pt")
+    torch.manual_seed(1)
+    with pytest.raises(engine.CheckpointMismatchError, match="model parameters differ"):
+        _fit_default(tmp_path, epochs=4, model=WideNet())
+
+
+def test_fit_removes_partial_checkpoints_of_a_killed_run(tmp_path):
+    from pathlib import Path
+
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text())  # no live process has this pid
+    partial = tmp_path / f".last.pt.{dead}-0123abcd.tmp.pt"
+    partial.write_bytes(b"half a checkpoint")
+    alive = tmp_path / f".best.pt.{os.getpid()}-0123abcd.tmp.pt"  # a live writer's: kept
+    alive.write_bytes(b"being written")
+    _fit_default(tmp_path, epochs=1)
+    assert not partial.exists() and alive.exists()
+
+
+_CHILD = '''
+import os, sys, time
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+from brainlib.engine import fit, make_loader
+
+torch.set_num_threads(1)
+ckpt, out, hang_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+class Data(torch.utils.data.Dataset):
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.y = (torch.arange(n) % 2).float()[:, None]
+        self.x = torch.randn(n, 1, 8, 8, generator=g) + self.y[:, :, None, None]
+    def __len__(self):
+        return len(self.y)
+    def __getitem__(self, i):
+        return {"x": self.x[i] + 0.05 * torch.randn(1, 8, 8), "y": self.y[i], "id": str(i)}
+
+torch.manual_seed(0)  # the same initial weights in every run of the command
+model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.3), nn.Flatten(),
+                      nn.Linear(4 * 36, 1))
+calls = {"n": 0}
+def loss(out, batch):
+    if torch.is_grad_enabled():
+        calls["n"] += 1
+        if calls["n"] == hang_at:  # mid-epoch: tell the parent, wait to be killed
+            open(os.path.join(ckpt, "READY"), "w").close()
+            time.sleep(600)
+    return F.binary_cross_entropy_with_logits(out, batch["y"])
+
+train = make_loader(Data(40, 0), batch_size=8, shuffle=True, seed=3)
+val = make_loader(Data(16, 1), batch_size=8)
+res = fit(model, train, val, losses=[("bce", loss, 1.0)], epochs=5, lr=1e-2, lr_step=2,
+          device="cpu", seed=11, progress=False, checkpoint_dir=ckpt)
+torch.save({"model": res.model.state_dict(), "last": torch.load(os.path.join(ckpt, "last.pt"),
+           weights_only=False)["model"], "resumed_from": res.resumed_from}, out)
+'''
+
+
+@pytest.mark.slow  # three fresh Python processes importing torch: ~10 s idle, ~40 s under load
+def test_sigkill_mid_training_then_rerun_gives_identical_weights(tmp_path):
+    """A real kill: the training process gets SIGKILL in epoch 3 (after its 2nd checkpoint);
+    rerunning the same command resumes and ends bit-identical to an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "train.py"
+    script.write_text(_CHILD)
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    run_a.mkdir()
+    run_b.mkdir()
+
+    def start(folder, hang_at):
+        return subprocess.Popen([sys.executable, str(script), str(folder), str(folder / "out.pt"),
+                                 str(hang_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    straight = start(run_a, 0)
+    victim = start(run_b, 2 * 5 + 3)  # 5 steps per epoch: step 3 of epoch 3
+    deadline = time.monotonic() + 120
+    while not (run_b / "READY").exists():
+        assert victim.poll() is None, victim.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "the training never reached epoch 3"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert engine.load_checkpoint(run_b / "last.pt")["epoch"] == 2
+    assert not (run_b / "out.pt").exists()
+
+    rerun = start(run_b, 0)  # the same command again
+    for proc in (straight, rerun):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    a = torch.load(run_a / "out.pt", weights_only=False)
+    b = torch.load(run_b / "out.pt", weights_only=False)
+    assert a["resumed_from"] == 0 and b["resumed_from"] == 2
+    _assert_same_state(a["last"], b["last"])
+    _assert_same_state(a["model"], b["model"])

@@ -173,3 +173,36 @@ def test_hash_check_skips_unchanged_and_reruns_changed(notebooks, tmp_path, brai
     assert "unchanged" not in capsys.readouterr().out
     assert run_notebooks(force=True, **{**args, "profile": "quick"}) == 0  # --force
     assert "unchanged" not in capsys.readouterr().out
+
+
+def test_rerun_after_a_kill_sweeps_temp_files_and_reruns(notebooks, tmp_path, brainlib_kernel, capsys):
+    """A killed runner leaves `running` and half-written temp files; the next run removes the
+    temp files (never a live writer's, never checkpoints) and runs the notebook again."""
+    import os
+    import socket
+
+    out = tmp_path / "out"
+    folder = out / "demo_ok"
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text())
+    ckpt = folder / "checkpoints" / "model-0123456789ab"
+    ckpt.mkdir(parents=True)
+    (ckpt / "last.pt").write_bytes(b"kept")
+    left = [folder / f".demo_ok.ipynb.{dead}-0123abcd.tmp.ipynb", ckpt / f".last.pt.{dead}-89abcdef.tmp.pt",
+            out / "demo_fails" / f".table1.csv.{dead}-00000000.tmp.csv"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    live = ckpt / f".best.pt.{os.getpid()}-0123abcd.tmp.pt"
+    live.write_bytes(b"in flight")
+    (folder / "status.json").write_text(json.dumps(
+        {"status": "running", "started": "2026-01-01T00:00:00+00:00", "pid": dead,
+         "host": socket.gethostname()}))
+    assert "interrupted" in write_report(out, notebooks_dir=notebooks).read_text()
+
+    assert run_notebooks("smoke", ["demo_ok"], None, out, "cpu", False, notebooks) == 0
+    assert "last run interrupted" in capsys.readouterr().out
+    assert not any(p.exists() for p in left)  # the whole output folder is swept
+    assert live.exists() and (ckpt / "last.pt").read_bytes() == b"kept"
+    status = _status(out, "demo_ok")
+    assert status["status"] == "ok" and status["pid"] == os.getpid()
+    assert status["host"] == socket.gethostname()

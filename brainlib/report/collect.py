@@ -80,8 +80,30 @@ def _status_text(status: dict[str, Any] | None, manifest: dict[str, Any] | None)
     if state == "failed":
         return "FAILED"
     if state == "running":
-        return "interrupted (started, never finished)"
+        if _still_running(status):
+            return f"running (started {status.get('started', '?')}, pid {status['pid']})"
+        return f"interrupted (started {status.get('started', '?')}, never finished)"
     return str(state)
+
+
+def _still_running(status: dict[str, Any]) -> bool:
+    """A `running` status is live only if its runner process still exists on this host;
+    otherwise the run was killed (statuses without a pid are treated as killed)."""
+    import os
+    import socket
+
+    pid = status.get("pid")
+    if not isinstance(pid, int) or status.get("host") != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def real_data_command(key: str) -> tuple[str, str]:

@@ -347,3 +347,27 @@ def test_compare_claims_with_the_real_registry(run):
     assert len(table) == len(registry)  # every claim listed, most "not run" here
     manifest = json.loads(run.finish().read_text())
     assert {"tables/claims.csv", "tables/audit.csv", "tables/claims.md"} <= set(manifest["artifacts"])
+
+
+def test_running_status_of_a_killed_run_is_shown_interrupted(tmp_path):
+    """`running` left by a killed runner reads `interrupted`; a live runner's reads `running`."""
+    import os
+    import socket
+
+    from brainlib.report.collect import _status_text
+
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text())
+    host = socket.gethostname()
+    started = "2026-01-01T00:00:00+00:00"
+    killed = {"status": "running", "started": started, "pid": dead, "host": host}
+    assert _status_text(killed, None) == f"interrupted (started {started}, never finished)"
+    assert _status_text({"status": "running"}, None).startswith("interrupted")  # older runners
+    assert _status_text({**killed, "pid": os.getpid(), "host": "elsewhere"}, None).startswith("interrupted")
+    assert _status_text({**killed, "pid": os.getpid()}, None).startswith("running (started")
+
+    out = tmp_path / "outputs"
+    _fake_outputs(out, tmp_path / "notebooks")
+    (out / "he2024" / "status.json").write_text(json.dumps(killed))
+    text = write_report(out, notebooks_dir=tmp_path / "notebooks").read_text()
+    he = _section(text, "he2024")
+    assert "Status: **interrupted (started 2026-01-01T00:00:00+00:00, never finished)**" in he
