@@ -27,7 +27,7 @@ from brainlib.experiment import Experiment, open_experiment
 from brainlib.papers.lin2021 import claims as _claims
 from brainlib.papers.lin2021 import figures as _figures
 from brainlib.papers.lin2021 import tables as _tables
-from brainlib.papers.lin2021.data import ScanData, Split, data_table, leak_frame, load_scans, make_split
+from brainlib.papers.lin2021.data import ScanData, Split, data_table, leak_frame, load_scans, make_splits
 from brainlib.papers.lin2021.settings import EVALUATIONS, Lin2021Settings
 from brainlib.papers.lin2021.train import DSCINT, ModelResult, metrics, predictions_frame, train_all
 from brainlib.report import DataSource
@@ -48,10 +48,10 @@ CAPTIONS: dict[str, str] = {
 
 @dataclass
 class Lin2021Data:
-    """Scans and the splits of every evaluation run."""
+    """Scans and the splits of every evaluation run (a list: one split, or the folds)."""
 
     scans: ScanData
-    splits: dict[str, Split]
+    splits: dict[str, list[Split]]
     leaks: dict[str, pd.DataFrame]
 
     @property
@@ -89,7 +89,7 @@ def load(exp: Experiment) -> Lin2021Data:
         scans = load_scans(s, exp.data_root, exp.seed)
         exp.use_dataset(scans.dataset, "scintigraphy")
         exp.skipped(scans.dataset.skipped)
-        splits = {e: make_split(scans, e, s, exp.seed) for e in s.evaluations}
+        splits = {e: make_splits(scans, e, s, exp.seed) for e in s.evaluations}
     return Lin2021Data(scans, splits, {e: leak_frame(sp) for e, sp in splits.items()})
 
 
@@ -138,9 +138,10 @@ def training_curves(results: dict) -> plt.Figure:
 
 
 def attention_maps(data: Lin2021Data, results: dict) -> plt.Figure:
-    """Dscint's spatial attention on test scans (leakage-free test when run)."""
+    """Dscint's spatial attention on test scans (leakage-free test when run; with
+    cross-validation the last fold's model on that fold's test scans)."""
     ev = "leakage_free" if "leakage_free" in data.splits else next(iter(data.splits))
-    ids = set(data.splits[ev].test.source)
+    ids = set(data.splits[ev][-1].test.source)
     rows = np.array([i for i, c in enumerate(data.dataset.ids) if c in ids])
     return _figures.attention_figure(data.dataset, results[(ev, DSCINT)].model, data.scans.truth,
                                      rows if rows.size else None)

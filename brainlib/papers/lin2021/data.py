@@ -4,8 +4,11 @@ Lin et al. 2021 augment "the original dataset" with parameter transformations an
 results "on the test data in the augmented dataset": augmented copies of one scan can then sit
 in training and test alike. `make_split("augmented_test")` reproduces that (augment every scan,
 split the images at random); `make_split("leakage_free")` splits by patient first and augments
-the training part only (validation and test are original scans). `leak_frame` says, per test
-image, whether a copy of its scan or another scan of its patient was trained on.
+the training part only (validation and test are original scans). With
+``leakage_free_folds = k > 1``, `make_splits` gives k patient-grouped folds instead (each
+fold's test part is one fold of patients, its train/validation parts the other patients), so
+every scan is tested once. `leak_frame` says, per test image, whether a copy of its scan or
+another scan of its patient was trained on.
 """
 from __future__ import annotations
 
@@ -51,12 +54,13 @@ class ImageSet(Dataset):
 
 @dataclass
 class Split:
-    """One evaluation: train / validation / test image sets."""
+    """One evaluation (or one fold of it): train / validation / test image sets."""
 
     evaluation: str
     train: ImageSet
     val: ImageSet
     test: ImageSet
+    fold: int = 0
 
 
 def load_scans(s: Lin2021Settings, data_root: Any, seed: int) -> ScanData:
@@ -139,31 +143,54 @@ def make_split(data: ScanData, evaluation: str, s: Lin2021Settings, seed: int) -
         raise ValueError(f"unknown evaluation {evaluation!r}")
     groups = np.asarray(ds.groups)
     rest, test = _two_way(ds.labels, s.test_fraction, seed, groups)
+    return _patient_split(ds, rest, test, s, seed, rng)
+
+
+def _patient_split(ds: BoneScanDataset, rest: np.ndarray, test: np.ndarray, s: Lin2021Settings,
+                   seed: int, rng: np.random.Generator, fold: int = 0) -> Split:
+    """Validation patients drawn from `rest`; training scans augmented, the others original."""
+    groups = np.asarray(ds.groups)
     tr, va = _two_way(ds.labels[rest], s.val_fraction / (1 - s.test_fraction), seed + 1, groups[rest])
-    return Split(evaluation, _images(ds, rest[tr], s.n_augment, rng, s),
-                 _images(ds, rest[va], 0, rng, s), _images(ds, test, 0, rng, s))
+    return Split("leakage_free", _images(ds, rest[tr], s.n_augment, rng, s),
+                 _images(ds, rest[va], 0, rng, s), _images(ds, test, 0, rng, s), fold)
 
 
-def leak_frame(split: Split) -> pd.DataFrame:
-    """Per test image: its scan and patient, and whether either has an image in training."""
+def make_splits(data: ScanData, evaluation: str, s: Lin2021Settings, seed: int) -> list[Split]:
+    """The splits of one evaluation: one, or `leakage_free_folds` patient-grouped folds."""
+    if evaluation != "leakage_free" or s.leakage_free_folds <= 1:
+        return [make_split(data, evaluation, s, seed)]
+    ds = data.dataset
+    rng = np.random.default_rng([seed, 17])
+    folds = kfold_split(ds.labels, s.leakage_free_folds, seed, np.asarray(ds.groups))
+    return [_patient_split(ds, rest, test, s, seed, rng, k) for k, (rest, test) in enumerate(folds)]
+
+
+def leak_frame(split: Split | list[Split]) -> pd.DataFrame:
+    """Per test image: its scan and patient, and whether either has an image in training
+    (of its own fold, for cross-validation)."""
+    if isinstance(split, list):
+        return pd.concat([leak_frame(sp) for sp in split], ignore_index=True)
     scans, patients = set(split.train.source), set(split.train.patient)
     return pd.DataFrame({"case_id": split.test.ids, "source": split.test.source,
-                         "patient": split.test.patient,
+                         "patient": split.test.patient, "fold": split.fold,
                          "scan_in_train": [s in scans for s in split.test.source],
                          "patient_in_train": [p in patients for p in split.test.patient]})
 
 
-def data_table(data: ScanData, splits: dict[str, Split]) -> pd.DataFrame:
-    """Scans and patients per class, and images per part of each evaluation."""
+def data_table(data: ScanData, splits: dict[str, list[Split]]) -> pd.DataFrame:
+    """Scans and patients per class, and images per part of each evaluation (with k folds:
+    train and validation summed over the folds, so each image counts k - 1 times there; the
+    test parts hold every scan once)."""
     ds = data.dataset
     rows = []
     for k, c in enumerate(ds.classes):
         mask = ds.labels[:, k] == 1
         row: dict[str, Any] = {"class": c, "scans": int(mask.sum()),
                                "patients": int(pd.Series(np.asarray(ds.groups)[mask]).nunique())}
-        for name, sp in splits.items():
+        for name, folds in splits.items():
+            tag = f"{name} ({len(folds)} folds)" if len(folds) > 1 else name
             for part in ("train", "val", "test"):
-                row[f"{name} {part}"] = int(getattr(sp, part).y[:, k].sum())
+                row[f"{tag} {part}"] = int(sum(getattr(sp, part).y[:, k].sum() for sp in folds))
         rows.append(row)
     total = pd.DataFrame(rows).drop(columns="class").sum().to_dict()
     total["patients"] = int(pd.Series(ds.groups).nunique())

@@ -99,13 +99,18 @@ def _mark_lesions(ax: Any, row: dict | None, dataset: Any, size: tuple[int, int]
 
 
 def history_figure(results: dict[tuple[str, str], ModelResult]) -> plt.Figure:
-    """Validation accuracy per epoch of every trained model."""
+    """Validation accuracy per epoch of every trained model (one line per fold with
+    cross-validation, the model's colour kept)."""
     evaluations = sorted({e for e, _ in results})
     fig, axes = plt.subplots(1, len(evaluations), figsize=(5 * len(evaluations), 3.4), squeeze=False)
     for ax, ev in zip(axes[0], evaluations):
-        for (e, _), r in results.items():
-            if e == ev and "accuracy" in r.history:
-                ax.plot(r.history["epoch"], r.history["accuracy"], marker=".", label=r.label)
+        for k, ((e, _), r) in enumerate((key, r) for key, r in results.items() if key[0] == ev):
+            if "accuracy" not in r.history:
+                continue
+            h = r.history if "fold" in r.history else r.history.assign(fold=0)
+            for j, (fold, hf) in enumerate(h.groupby("fold")):
+                ax.plot(hf["epoch"], hf["accuracy"], marker=".", color=f"C{k}", alpha=0.8,
+                        label=r.label if j == 0 else None)
         ax.set_title(EVALUATION_LABELS[ev], fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy")

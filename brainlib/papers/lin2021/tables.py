@@ -100,9 +100,14 @@ def comparison_table(results: dict[tuple[str, str], ModelResult], n_boot: int, s
                         "paired bootstrap p": round(pb.p_value, 4),
                         "McNemar p": round(mcnemar(base.correct, r.correct).p_value, 4)})
         row.update({"parameters (M)": round(r.n_params / 1e6, 3), "train s": round(r.seconds, 1),
-                    "tested epoch": r.best_epoch, "initialisation": r.init})
+                    "tested epoch": _epochs(r.best_epoch), "initialisation": r.init})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _epochs(best: int | tuple[int, ...]) -> str:
+    """The tested epoch, or one per fold ("4/7/5/...") with cross-validation."""
+    return "/".join(map(str, best)) if isinstance(best, tuple) else str(best)
 
 
 def thyroid_gap(y: np.ndarray, s: np.ndarray) -> float:

@@ -2,7 +2,10 @@
 
 Every model of one evaluation is trained on the same images with the same seed, optimiser
 (Adam), epochs and batch size; the epoch with the best validation accuracy is tested.
-Checkpoints go under ``<out_dir>/checkpoints/<evaluation>/<model>`` so a killed run resumes.
+Checkpoints go under ``<out_dir>/checkpoints/<evaluation>/<model>-<digest>``
+(`Experiment.checkpoint_dir`: settings, seed, data source and fold) so a killed run resumes and a
+changed one starts afresh. With cross-validation (several folds) one model is trained per fold and the folds'
+test predictions are pooled into one `ModelResult` (every scan tested once).
 """
 from __future__ import annotations
 
@@ -37,11 +40,12 @@ class ModelResult:
     y_true: np.ndarray   # (N,) class index
     y_score: np.ndarray  # (N, C) softmax probabilities
     history: pd.DataFrame
-    best_epoch: int
+    best_epoch: int | tuple[int, ...]  # one per fold with cross-validation
     seconds: float
     n_params: int
     init: str
-    model: torch.nn.Module | None = None
+    model: torch.nn.Module | None = None  # with cross-validation: the last fold's model
+    folds: list[int] | None = None  # with cross-validation: the fold of each test image
 
     @property
     def correct(self) -> np.ndarray:
@@ -61,8 +65,12 @@ def _val_accuracy(pred: Any) -> dict[str, float]:
 
 
 def build(name: str, s: Any) -> torch.nn.Module:
-    width = s.dscint_width if name == DSCINT else s.baseline_width
-    return create_model(name, num_classes=len(BONESCAN_CLASSES), in_channels=2, width=width)
+    if name == DSCINT:
+        return create_model(name, num_classes=len(BONESCAN_CLASSES), in_channels=2,
+                            width=s.dscint_width, head=s.dscint_head, init=s.dscint_init,
+                            input_size=s.size)
+    return create_model(name, num_classes=len(BONESCAN_CLASSES), in_channels=2,
+                        width=s.baseline_width)
 
 
 def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> ModelResult:
@@ -72,11 +80,14 @@ def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> 
     model = build(name, s)
     loaders = {"train": make_loader(split.train, s.batch_size, shuffle=True, seed=exp.seed),
                "val": make_loader(split.val, 64), "test": make_loader(split.test, 64)}
+    # the folder carries a digest of the settings, seed and data: a changed run never resumes
+    # another configuration's weights (a kept out_dir once resumed 5-fold weights for 3 folds)
+    ckpt = exp.checkpoint_dir(f"{split.evaluation}/{name}", fold=split.fold)
     result = fit(model, loaders["train"], loaders["val"], losses=[("ce", _ce, 1.0)],
                  epochs=s.epochs, lr=s.lr, weight_decay=s.weight_decay, monitor="accuracy",
                  mode="max", metric_fn=_val_accuracy, activation="softmax", device=exp.device,
                  seed=exp.seed, progress=False, resume=True,
-                 checkpoint_dir=exp.out_dir / "checkpoints" / split.evaluation / name)
+                 checkpoint_dir=ckpt)
     pred = predict(result.model, loaders["test"], activation="softmax", device=exp.device,
                    keep_extras=False)
     if list(pred.ids) != split.test.ids:
@@ -89,15 +100,33 @@ def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> 
                        init_note(model), model if keep_model else None)
 
 
-def train_all(exp: Any, splits: dict[str, Split]) -> dict[tuple[str, str], ModelResult]:
+def train_folds(exp: Any, folds: list[Split], name: str, keep_model: bool = False) -> ModelResult:
+    """`train_model` on each fold; one fold is returned as is, several pooled (test predictions
+    concatenated, history with a ``fold`` column, the last fold's model kept)."""
+    if len(folds) == 1:
+        return train_model(exp, folds[0], name, keep_model)
+    parts = [train_model(exp, sp, name, keep_model and k == len(folds) - 1)
+             for k, sp in enumerate(folds)]
+    last = parts[-1]
+    return ModelResult(
+        name, last.label, last.evaluation, [i for r in parts for i in r.ids],
+        [p for r in parts for p in r.patients], np.concatenate([r.y_true for r in parts]),
+        np.concatenate([r.y_score for r in parts]),
+        pd.concat([r.history.assign(fold=sp.fold) for r, sp in zip(parts, folds)], ignore_index=True),
+        tuple(int(r.best_epoch) for r in parts), float(sum(r.seconds for r in parts)),
+        last.n_params, last.init, last.model,
+        [sp.fold for r, sp in zip(parts, folds) for _ in r.ids])
+
+
+def train_all(exp: Any, splits: dict[str, list[Split]]) -> dict[tuple[str, str], ModelResult]:
     """Dscint in every evaluation, the baselines in `comparison_evaluations`; keyed (evaluation, name)."""
     s = exp.settings
     out: dict[tuple[str, str], ModelResult] = {}
-    for evaluation, split in splits.items():
+    for evaluation, folds in splits.items():
         names = [DSCINT] + (list(s.baselines) if evaluation in s.comparison_evaluations else [])
         for name in names:
             with exp.timed(f"train {evaluation} {name}"):
-                out[(evaluation, name)] = train_model(exp, split, name, keep_model=name == DSCINT)
+                out[(evaluation, name)] = train_folds(exp, folds, name, keep_model=name == DSCINT)
     return out
 
 
@@ -111,6 +140,8 @@ def predictions_frame(results: dict[tuple[str, str], ModelResult]) -> pd.DataFra
         for k, c in enumerate(BONESCAN_CLASSES):
             df[f"score_{c}"] = r.y_score[:, k]
         df["model"], df["evaluation"], df["patient"] = r.label, r.evaluation, r.patients
+        if r.folds is not None:
+            df["fold"] = r.folds
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
 

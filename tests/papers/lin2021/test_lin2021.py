@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from brainlib.metrics import classification_metrics
-from brainlib.papers.lin2021.data import ScanData, augment, draw_params, leak_frame, make_split
+from brainlib.papers.lin2021.data import (ScanData, augment, data_table, draw_params, leak_frame,
+                                          make_split, make_splits)
 from brainlib.papers.lin2021.settings import Lin2021Settings
 from brainlib.papers.lin2021.tables import macro_metrics, thyroid_gap
 
@@ -40,7 +41,8 @@ class _Toy:
 
     classes = ("normal", "metastasis", "arthritis", "thyroid_carcinoma")
 
-    def __init__(self) -> None:
+    def __init__(self, size: tuple[int, int] = (16, 8)) -> None:
+        self.size = size
         self.ids = [f"s{i}" for i in range(24)]
         self.groups = np.repeat(np.arange(12), 2).astype(str)
         self.labels = np.eye(4, dtype=np.float32)[np.repeat(np.arange(12) % 4, 2)]
@@ -49,7 +51,7 @@ class _Toy:
         return 24
 
     def __getitem__(self, i: int) -> dict:
-        return {"x": torch.full((2, 16, 8), float(i))}
+        return {"x": torch.full((2, *self.size), float(i) / 24)}
 
 
 def test_paper_evaluation_leaks_and_the_leakage_free_one_does_not():
@@ -62,6 +64,63 @@ def test_paper_evaluation_leaks_and_the_leakage_free_one_does_not():
     assert not leak["patient_in_train"].any()
     assert all(i.endswith("|orig") for i in free.test.ids + free.val.ids)
     assert len(free.train) == 4 * len(set(free.train.source))
+
+
+def test_leakage_free_cross_validation_tests_every_scan_once():
+    s = Lin2021Settings.for_profile("smoke", n_augment=2, image_size=128, leakage_free_folds=3)
+    data = ScanData(_Toy(), None, None)
+    folds = make_splits(data, "leakage_free", s, seed=0)
+    assert [f.fold for f in folds] == [0, 1, 2]
+    tested = [src for f in folds for src in f.test.source]
+    assert sorted(tested) == sorted(data.dataset.ids)  # every scan exactly once
+    for f in folds:
+        train_p, val_p, test_p = set(f.train.patient), set(f.val.patient), set(f.test.patient)
+        assert not (train_p & test_p or val_p & test_p or train_p & val_p)
+        assert len(f.train) == 3 * len(set(f.train.source))  # original + 2 copies
+        assert all(i.endswith("|orig") for i in f.val.ids + f.test.ids)
+    leak = leak_frame(folds)
+    assert len(leak) == 24 and not leak["patient_in_train"].any() and set(leak["fold"]) == {0, 1, 2}
+    table = data_table(data, {"leakage_free": folds})
+    assert table.loc[table["class"] == "all", "leakage_free (3 folds) test"].item() == 24
+    # one fold, or the paper's evaluation: a single split as before
+    assert len(make_splits(data, "augmented_test", s, 0)) == 1
+    one = Lin2021Settings.for_profile("smoke", n_augment=2, image_size=128)
+    assert make_splits(data, "leakage_free", one, 0)[0].test.ids == make_split(data, "leakage_free", one, 0).test.ids
+
+
+def test_settings_refuse_unknown_dscint_head():
+    with pytest.raises(ValueError, match="dscint_head"):
+        Lin2021Settings.for_profile("smoke", dscint_head="sum")
+    with pytest.raises(ValueError, match="leakage_free_folds"):
+        Lin2021Settings.for_profile("smoke", leakage_free_folds=0)
+    quick = Lin2021Settings.for_profile("quick")
+    assert quick.leakage_free_folds > 1 and quick.dscint_head == "flatten"
+    assert {r.name for r in quick.readings()} >= {"dscint_head", "dscint_init"}
+
+
+@pytest.mark.slow
+def test_train_folds_pools_every_fold(tmp_path):
+    """One epoch of Dscint per fold: predictions pooled in fold order, one checkpoint per fold."""
+    import importlib
+
+    from brainlib.experiment import open_experiment
+    from brainlib.report import DataSource
+
+    train = importlib.import_module("brainlib.papers.lin2021.train")
+    s = Lin2021Settings.for_profile("smoke", n_augment=1, image_size=64, leakage_free_folds=3,
+                                    baselines=("lin2021_resnet18",))
+    data = ScanData(_Toy(size=(64, 32)), None, None)
+    folds = make_splits(data, "leakage_free", s, seed=0)
+    exp = open_experiment("lin2021", s, params={}, out_dir=tmp_path, device="cpu", seed=0, threads=1,
+                          source=DataSource("phantom", "scintigraphy", None, {}))
+    r = train.train_folds(exp, folds, train.DSCINT, keep_model=True)
+    assert r.ids == [i for f in folds for i in f.test.ids] and len(r.ids) == 24
+    assert r.folds == [f.fold for f in folds for _ in f.test.ids]
+    assert r.y_score.shape == (24, 4) and len(r.best_epoch) == 3 and r.model is not None
+    assert set(r.history["fold"]) == {0, 1, 2}
+    assert len(list((tmp_path / "checkpoints" / "leakage_free").glob("lin2021_dscint-*"))) == 3
+    frame = train.predictions_frame({("leakage_free", train.DSCINT): r})
+    assert frame["fold"].tolist() == r.folds
 
 
 def test_fast_metrics_equal_brainlib_metrics():
