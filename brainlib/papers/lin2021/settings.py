@@ -70,7 +70,9 @@ class Lin2021Settings(Settings):
     # how we run
     n_boot: int = runtime(1000, "bootstrap resamples (by patient) of every CI and paired test")
     threads: int = runtime(1, "torch threads: measured 5x faster than 2 on a shared 2-core CPU")
-    f1_floor: float = runtime(0.6, "positive control: Dscint leakage-free macro F1 floor")
+    f1_floor: float = runtime(0.7, "positive control: Dscint leakage-free macro F1 floor; chance "
+                                   "is ~0.25 (4 balanced classes); quick measured 0.85-0.93 over "
+                                   "3 seeds on its 119 cross-validated test scans")
 
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "quick": {

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from brainlib.data.classes import BONESCAN_CLASSES
-from brainlib.engine import fit, make_loader, predict
+from brainlib.engine import fit, make_loader, predict, seed_everything
 from brainlib.metrics import classification_metrics
 from brainlib.models import create_model
 from brainlib.models.dscint import BASELINES, init_note
@@ -77,6 +77,7 @@ def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> 
     """Fit `name` on `split.train` (validation picks the epoch) and predict `split.test`."""
     s = exp.settings
     t0 = time.perf_counter()
+    seed_everything(exp.seed)  # the initial weights are part of the seeded run (fit seeds later)
     model = build(name, s)
     loaders = {"train": make_loader(split.train, s.batch_size, shuffle=True, seed=exp.seed),
                "val": make_loader(split.val, 64), "test": make_loader(split.test, 64)}

@@ -121,6 +121,10 @@ def test_train_folds_pools_every_fold(tmp_path):
     assert len(list((tmp_path / "checkpoints" / "leakage_free").glob("lin2021_dscint-*"))) == 3
     frame = train.predictions_frame({("leakage_free", train.DSCINT): r})
     assert frame["fold"].tolist() == r.folds
+    # seeded end to end (initial weights included): a fresh run gives identical predictions
+    exp2 = open_experiment("lin2021", s, params={}, out_dir=tmp_path / "again", device="cpu", seed=0,
+                           threads=1, source=DataSource("phantom", "scintigraphy", None, {}))
+    assert np.array_equal(train.train_folds(exp2, folds, train.DSCINT).y_score, r.y_score)
 
 
 def test_fast_metrics_equal_brainlib_metrics():
