@@ -1,11 +1,17 @@
 """Weakly supervised localisation: CAM, CAM -> box, IoU, AP at IoU > 0.5 and mAP.
 
 He et al. 2024 (Heliyon e30270), section 2.1.3 and eq. 4.1: the class activation map
-(Zhou et al. 2016) of the attended fused features is binarised at 20 % of its maximum, the
+(Zhou et al. 2016) of the attended fused features is binarised at 20 % of its maximum
+("twenty percent of the maximum activation value ... as the binarization threshold"), the
 bounding rectangle of the largest connected component is the predicted box, and a box is a
-true positive when its IoU with a ground-truth box exceeds 0.5. AP is the area under the
-precision-recall curve per subtype; mAP their mean. CAM is read from *named* layers of the
-model (the MONAI `visualize` pattern), so any GAP + linear classifier works.
+true positive when its IoU with a ground-truth box exceeds 0.5. AP follows eq. 4.1,
+``AP = sum_k P(k) dR(k)`` with dR(k) "the evenly divided interval between [0, 1]": precision
+interpolated (the highest precision at any recall >= r) at `AP_RECALL_POINTS` evenly spaced
+recall points r = 0, 1/100, ..., 1 (the COCO convention; the paper does not give n), with
+recall over all ground-truth boxes (`interpolated_average_precision`). The step-wise AP of
+scikit-learn (`average_precision`) is reported beside it. mAP is the mean over subtypes. CAM
+is read from *named* layers of the model (the MONAI `visualize` pattern), so any GAP + linear
+classifier works.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels with x1, y1 exclusive (a one-pixel box at (3, 5) is
 ``(3, 5, 4, 6)``).
@@ -25,12 +31,15 @@ from sklearn.metrics import average_precision_score
 
 __all__ = [
     "class_activation_maps", "cam_box", "mask_boxes", "box_iou", "match_detections",
-    "average_precision", "localization_ap", "load_box_csv", "BOX_COLUMNS",
+    "average_precision", "interpolated_average_precision", "localization_ap", "load_box_csv",
+    "AP_RECALL_POINTS", "BOX_COLUMNS",
 ]
 
 Box = tuple[int, int, int, int]
 BOX_COLUMNS = ("image_id", "class", "x0", "y0", "x1", "y1")
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
+#: recall points of eq. 4.1's evenly divided [0, 1] (COCO's 101; the paper does not give n)
+AP_RECALL_POINTS = 101
 
 
 def _named(model: nn.Module, name: str) -> nn.Module:
@@ -83,16 +92,17 @@ def class_activation_maps(
 def cam_box(cam: np.ndarray, threshold: float = 0.2) -> Box | None:
     """Box of the largest connected region where the CAM is >= `threshold` of its maximum.
 
-    The map is shifted to start at zero first (min-max convention of Zhou et al.), so the
-    threshold is ``min + threshold * (max - min)``. A flat map gives None.
+    He et al., Sec. 2.1.3: the binarisation threshold is 20 % of the maximum activation, i.e.
+    ``cam >= threshold * max(cam)`` on the raw map (no shift to zero). A map whose maximum is
+    not positive has no activation to threshold and gives None, as does a flat map.
     """
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2:
         raise ValueError(f"cam must be 2-D, got shape {cam.shape}")
-    span = cam.max() - cam.min()
-    if not np.isfinite(span) or span <= 0:
+    top = cam.max()
+    if not np.isfinite(top) or top <= 0 or cam.min() == top:
         return None
-    mask = (cam - cam.min()) >= threshold * span
+    mask = cam >= threshold * top
     labels, n = ndimage.label(mask, structure=_EIGHT)
     sizes = np.bincount(labels.ravel())[1:]
     ys, xs = np.nonzero(labels == int(np.argmax(sizes)) + 1)
@@ -161,10 +171,11 @@ def match_detections(
 
 
 def average_precision(scores: np.ndarray, tp: np.ndarray, n_ground_truth: int) -> float:
-    """AP = sum_k P(k) dR(k) (eq. 4.1) with recall over *all* ground-truth boxes.
+    """Step-wise AP (scikit-learn's, no interpolation) with recall over *all* ground-truth boxes.
 
     scikit-learn's AP normalises recall by the TPs among the detections; ground-truth boxes
     that no detection matched are missed, so its value is scaled by n_tp / n_ground_truth.
+    Reported beside eq. 4.1's `interpolated_average_precision`.
     """
     tp = np.asarray(tp, dtype=bool)
     if n_ground_truth <= 0:
@@ -177,18 +188,48 @@ def average_precision(scores: np.ndarray, tp: np.ndarray, n_ground_truth: int) -
     return float(average_precision_score(tp, np.asarray(scores, dtype=float))) * n_tp / n_ground_truth
 
 
+def interpolated_average_precision(scores: np.ndarray, tp: np.ndarray, n_ground_truth: int,
+                                   n_points: int = AP_RECALL_POINTS) -> float:
+    """Eq. 4.1: AP = sum_k P(k) dR(k) over `n_points` evenly spaced recall points in [0, 1].
+
+    Detections are ranked by score (ties keep their order); at each recall point r the
+    precision is interpolated as the highest precision reached at any recall >= r (0 when r
+    is never reached); AP is their mean (dR = 1 / n_points). Recall counts *all* ground-truth
+    boxes, so boxes no detection matched lower the AP.
+    """
+    if n_ground_truth <= 0:
+        raise ValueError("average precision needs at least one ground-truth box")
+    if n_points < 2:
+        raise ValueError(f"n_points must be >= 2, got {n_points}")
+    tp = np.asarray(tp, dtype=bool)
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="mergesort")
+    hits = np.cumsum(tp[order])
+    if len(hits) == 0 or hits[-1] == 0:
+        return 0.0
+    recall = hits / n_ground_truth
+    precision = hits / np.arange(1, len(hits) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at recall >= here
+    points = np.linspace(0.0, 1.0, n_points)
+    idx = np.searchsorted(recall, points - 1e-12, side="left")  # first rank reaching each point
+    interp = np.where(idx < len(recall), envelope[np.minimum(idx, len(recall) - 1)], 0.0)
+    return float(interp.mean())
+
+
 def localization_ap(
     detections: pd.DataFrame,
     ground_truth: pd.DataFrame,
     classes: Sequence[str],
     iou_threshold: float = 0.5,
     min_positives: int = 5,
+    n_points: int = AP_RECALL_POINTS,
 ) -> pd.DataFrame:
     """AP per class and their mean (mAP), flagging classes with too few ground-truth boxes.
 
     A class with fewer than `min_positives` ground-truth boxes gets AP NaN and a note (the
     paper leaves EDH out for that reason); mAP averages the remaining classes.
-    Returns columns ``class, n_ground_truth, n_detections, n_tp, ap, note``, last row ``mAP``.
+    Returns columns ``class, n_ground_truth, n_detections, n_tp, ap, ap_step, note``, last row
+    ``mAP``: ``ap`` is eq. 4.1 (`interpolated_average_precision`), ``ap_step`` the step-wise AP
+    of scikit-learn (`average_precision`).
     """
     matched = match_detections(detections, ground_truth, iou_threshold)
     rows = []
@@ -197,18 +238,21 @@ def localization_ap(
         n_gt = int((ground_truth["class"] == cls).sum())
         note = ""
         if n_gt < min_positives:
-            ap = float("nan")
+            ap = step = float("nan")
             note = f"too few positives ({n_gt} < {min_positives}); AP not computed"
         else:
-            ap = average_precision(d["score"].to_numpy(), d["tp"].to_numpy(), n_gt)
+            score, hit = d["score"].to_numpy(), d["tp"].to_numpy()
+            ap = interpolated_average_precision(score, hit, n_gt, n_points)
+            step = average_precision(score, hit, n_gt)
         rows.append({"class": cls, "n_ground_truth": n_gt, "n_detections": len(d),
-                     "n_tp": int(d["tp"].sum()), "ap": ap, "note": note})
+                     "n_tp": int(d["tp"].sum()), "ap": ap, "ap_step": step, "note": note})
     table = pd.DataFrame(rows)
-    valid = table["ap"].dropna()
+    valid, valid_step = table["ap"].dropna(), table["ap_step"].dropna()
     rows.append({"class": "mAP", "n_ground_truth": int(table["n_ground_truth"].sum()),
                  "n_detections": int(table["n_detections"].sum()),
                  "n_tp": int(table["n_tp"].sum()),
                  "ap": float(valid.mean()) if len(valid) else float("nan"),
+                 "ap_step": float(valid_step.mean()) if len(valid_step) else float("nan"),
                  "note": f"mean over {len(valid)} of {len(table)} classes"})
     return pd.DataFrame(rows)
 

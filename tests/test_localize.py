@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from brainlib.localize import (
-    average_precision, box_iou, cam_box, class_activation_maps, load_box_csv,
-    localization_ap, mask_boxes, match_detections,
+    average_precision, box_iou, cam_box, class_activation_maps, interpolated_average_precision,
+    load_box_csv, localization_ap, mask_boxes, match_detections,
 )
 
 torch.set_num_threads(1)
@@ -48,6 +48,38 @@ def test_cam_box_takes_largest_component_above_20_percent():
     assert cam_box(cam) == (5, 10, 12, 16)
     assert cam_box(cam, threshold=0.6) == (2, 2, 4, 4)
     assert cam_box(np.ones((5, 5))) is None
+
+
+def test_cam_box_threshold_is_a_fraction_of_the_maximum_not_of_the_range():
+    # min + 20 % of the range would be -10 + 0.2 * 20 = -6 and keep the whole left half;
+    # 20 % of the maximum (Sec. 2.1.3) is 2 and keeps only the hot blob.
+    cam = np.full((10, 10), -10.0)
+    cam[:, :5] = -5.0
+    cam[2:5, 6:9] = 10.0
+    cam[7, 7] = 1.0  # below 2: left out
+    assert cam_box(cam) == (6, 2, 9, 5)
+    assert cam_box(np.full((4, 4), -1.0) + np.eye(4)) is None  # max 0: nothing to threshold
+    assert cam_box(-np.ones((4, 4)) - np.eye(4)) is None
+
+
+def test_interpolated_ap_follows_eq_4_1():
+    # ranked hits: TP, FP, TP with 4 ground-truth boxes -> recall .25 (P 1), .5 (P 2/3)
+    scores, tp = np.array([0.9, 0.8, 0.7]), np.array([True, False, True])
+    points = np.linspace(0, 1, 101)
+    want = np.where(points <= 0.25, 1.0, np.where(points <= 0.5, 2 / 3, 0.0)).mean()
+    assert interpolated_average_precision(scores, tp, 4) == pytest.approx(want)
+    # 11 points (VOC 2007): r = 0, .1, .2 -> 1; .3, .4, .5 -> 2/3; rest 0
+    assert interpolated_average_precision(scores, tp, 4, n_points=11) == \
+        pytest.approx((3 * 1.0 + 3 * 2 / 3) / 11)
+    # every box found at precision 1 -> 1; none found -> 0; order of input irrelevant
+    assert interpolated_average_precision([0.1, 0.5], [True, True], 2) == pytest.approx(1.0)
+    assert interpolated_average_precision([0.1], [False], 2) == 0.0
+    assert interpolated_average_precision(scores[::-1], tp[::-1], 4) == \
+        interpolated_average_precision(scores, tp, 4)
+    # the step AP differs (no interpolation): .25 * 1 + .25 * 2/3
+    assert average_precision(scores, tp, 4) == pytest.approx(0.25 + 0.25 * 2 / 3)
+    with pytest.raises(ValueError):
+        interpolated_average_precision(scores, tp, 0)
 
 
 def test_mask_boxes_and_iou():

@@ -7,7 +7,8 @@ percentile CI and two-sided p of the difference (`paired_map_difference`).
 
 Matching (greedy VOC, `brainlib.localize.match_detections`) is done once per model; a
 resample re-weights the matched detections and ground-truth boxes of each image by how
-often the image was drawn, instead of re-matching.
+often the image was drawn, instead of re-matching. The AP of a resample is eq. 4.1's
+interpolated AP (`brainlib.localize.interpolated_average_precision`), the reported one.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from brainlib.localize import average_precision, match_detections
+from brainlib.localize import AP_RECALL_POINTS, interpolated_average_precision, match_detections
 from brainlib.metrics.multilabel import percentile_ci
 
 __all__ = ["map_bootstrap", "paired_map_difference"]
@@ -43,20 +44,22 @@ def _matched_arrays(det: pd.DataFrame, gt: pd.DataFrame, pos: Mapping[str, int],
 
 
 def _resampled_map(arrays: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   weight: np.ndarray, n_gt: np.ndarray) -> float:
+                   weight: np.ndarray, n_gt: np.ndarray, n_points: int) -> float:
     """mAP of one model when image i is drawn weight[i] times (classes without boxes skipped)."""
     aps = []
     for j, (score, tp, img) in enumerate(arrays):
         if n_gt[j] == 0:
             continue
         rep = np.repeat(np.arange(len(score)), weight[img])
-        aps.append(average_precision(score[rep], tp[rep], int(n_gt[j])) if len(rep) else 0.0)
+        aps.append(interpolated_average_precision(score[rep], tp[rep], int(n_gt[j]), n_points)
+                   if len(rep) else 0.0)
     return float(np.mean(aps)) if aps else np.nan
 
 
 def map_bootstrap(detections: Mapping[str, pd.DataFrame], ground_truth: pd.DataFrame,
                   image_ids: Sequence[str], reference: pd.DataFrame, n_boot: int, seed: int,
-                  iou_threshold: float = 0.5) -> dict[str, np.ndarray]:
+                  iou_threshold: float = 0.5, n_points: int = AP_RECALL_POINTS
+                  ) -> dict[str, np.ndarray]:
     """mAP of each model on the same bootstrap resamples of the test images.
 
     Args:
@@ -68,6 +71,7 @@ def map_bootstrap(detections: Mapping[str, pd.DataFrame], ground_truth: pd.DataF
         n_boot: number of resamples.
         seed: seed of `numpy.random.default_rng`; the same resamples for every model.
         iou_threshold: a detection is a TP when its IoU exceeds this.
+        n_points: recall points of eq. 4.1's interpolated AP.
 
     Returns:
         model name -> array of `n_boot` mAPs. A replicate is NaN when none of the classes
@@ -86,7 +90,7 @@ def map_bootstrap(detections: Mapping[str, pd.DataFrame], ground_truth: pd.DataF
                              minlength=len(image_ids))
         n_gt = weight @ gt_counts
         for name, arrays in per_model.items():
-            out[name][b] = _resampled_map(arrays, weight, n_gt)
+            out[name][b] = _resampled_map(arrays, weight, n_gt, n_points)
     return out
 
 

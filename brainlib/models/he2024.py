@@ -47,7 +47,7 @@ from brainlib.models._registry import register_model
 from brainlib.models.backbones import vgg16_channels, vgg16_features, vgg16_stage_slices
 
 __all__ = ["He2024Net", "HE2024_CONFIG", "HE2024_VARIANTS", "CAM_TARGET", "CAM_CLASSIFIER",
-           "random_window_init"]
+           "STRUCTURE_READINGS", "random_window_init"]
 
 InputMode = Literal["module", "preset", "hu"]
 
@@ -90,6 +90,8 @@ class He2024Net(nn.Module):
         weights: local torchvision VGG-16 weights file, else random init (see `init`).
         reduction: channel-attention bottleneck ratio r.
         batch_norm: VGG-16 with batch norm after every convolution (not the paper's network).
+        random_window_scale: W ~ U(-1, 1) / this for a randomly initialised window module.
+        hu_scale: raw HU input (input_mode "hu") enters VGG as HU / hu_scale.
     """
 
     def __init__(
@@ -107,6 +109,8 @@ class He2024Net(nn.Module):
         upper: float = 255.0,
         eps: float = 1.0,
         batch_norm: bool = False,
+        random_window_scale: float = HU_SCALE,
+        hu_scale: float = HU_SCALE,
     ) -> None:
         super().__init__()
         if input_mode not in ("module", "preset", "hu"):
@@ -114,6 +118,7 @@ class He2024Net(nn.Module):
         if input_mode == "preset" and not windows:
             raise ValueError("input_mode='preset' needs windows")
         self.input_mode = input_mode
+        self.hu_scale = float(hu_scale)
         self.classes = tuple(RSNA_CLASSES) if num_classes == len(RSNA_CLASSES) else None
         self.fusion = fusion
         self.window_module: WindowModule | None = None
@@ -148,7 +153,7 @@ class He2024Net(nn.Module):
         self.classifier = nn.Linear(fused, num_classes)
         self._init_new_layers(backbone_too=not self.init.pretrained)
         if self.window_module is not None and windows is None:
-            random_window_init(self.window_module.conv)
+            random_window_init(self.window_module.conv, random_window_scale)
 
     def _init_new_layers(self, backbone_too: bool) -> None:
         """torchvision's VGG initialisation (Kaiming-normal convs, N(0, 0.01) linear).
@@ -185,7 +190,7 @@ class He2024Net(nn.Module):
             x = torch.cat([window(hu, lv, wd) for lv, wd in self.preset_windows], dim=1)
             x = (x - 0.5) / 0.5
         else:
-            x = hu / HU_SCALE
+            x = hu / self.hu_scale
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return x
@@ -216,6 +221,28 @@ def random_window_init(conv: nn.Conv2d, hu_scale: float = HU_SCALE) -> None:
     with torch.no_grad():
         conv.weight.uniform_(-1.0 / hu_scale, 1.0 / hu_scale)
         conv.bias.uniform_(-1.0, 1.0)
+
+
+#: Structural choices the paper leaves open (see the module docstring), for the manifest.
+STRUCTURE_READINGS: dict[str, tuple[str, str]] = {
+    "multiscale taps": ("C3, C4, C5 = conv3_3, conv4_3, conv5_3 outputs before pooling",
+                        "Sec. 2.1.2 names C3-C5 only; fused map at 1/16 of the input"),
+    "fusion down-sampling": ("C3: two stride-2 3x3 convs, C4: one, each to C5's channels",
+                             "Sec. 2.1.2: 'convolution with a step size 2'; counts and widths "
+                             "not given"),
+    "module output scaling": ("U sigmoid(.) / U, centred ((x - 0.5) / 0.5) before VGG",
+                              "not given; leaves W, b and the learned windows unchanged"),
+    "one-channel input": ("repeated to VGG's three channels", "brain-window and raw-HU rows"),
+    "w/o window module": ("the three preset windows as clipped linear ramps, no module",
+                          "Table 3 ablation; what replaces the module is not given"),
+    "fixed-window rows": ("the module frozen at its preset initialisation",
+                          "Table 4: 'only completes mapping the HU value to fixed window "
+                          "images'"),
+    "w/o multiscale fusion": ("channel + spatial attention on C5 alone",
+                              "Table 3 ablation; whether attention stays is not given"),
+    "layer init": ("Kaiming-normal convolutions, N(0, 0.01) classifier (torchvision VGG)",
+                   "not given; random backbone without local ImageNet weights"),
+}
 
 
 # -- configuration and builders (the model file ends with its config) ------------------

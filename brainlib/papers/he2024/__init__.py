@@ -28,6 +28,7 @@ from pathlib import Path
 
 from brainlib.experiment import Experiment, open_experiment
 from brainlib.models.backbones import vgg16_features
+from brainlib.models.he2024 import STRUCTURE_READINGS
 from brainlib.papers.he2024.claims import record_claims
 from brainlib.papers.he2024.comparisons import COMPARISONS, paired_tests
 from brainlib.papers.he2024.data import (He2024Data, label_proportions, prepare_data,
@@ -36,22 +37,30 @@ from brainlib.papers.he2024.figures import fig5_proportions, fig6_roc, fig7_wind
 from brainlib.papers.he2024.localization import (Localization, ap_table, cam_detections,
                                                  cam_example, localize)
 from brainlib.papers.he2024.settings import PAPER, He2024Settings
+from brainlib.papers.he2024.sweep import (SWEEP_DIFFICULTIES, SWEEP_MODELS, difficulty_sweep,
+                                          fig_difficulty_sweep)
 from brainlib.papers.he2024.tables import (fig5_table, learned_window_presets, learned_windows,
                                            table2, table3, table4)
 from brainlib.papers.he2024.train import (TABLE3_MODELS, TABLE4_ROWS, TRAINED_VARIANTS,
-                                          VariantResult, predictions_frame, train_variant,
-                                          train_variants, training_history, training_summary)
+                                          VariantResult, predictions_frame, test_auc,
+                                          train_variant, train_variants, training_history,
+                                          training_summary)
 from brainlib.report import data_source
 
 __all__ = [
-    "COMPARISONS", "PAPER", "TABLE3_MODELS", "TABLE4_ROWS", "TRAINED_VARIANTS", "He2024Data",
-    "He2024Settings", "Localization", "VariantResult", "ap_table", "cam_detections",
-    "cam_example", "captions", "fig5_proportions", "fig5_table", "fig6_roc", "fig7_windows",
-    "fig8_cam", "label_proportions", "learned_window_presets", "learned_windows", "localize",
-    "paired_tests", "predictions_frame", "prepare_data", "record_claims", "scale_boxes",
-    "setup", "table2", "table3", "table4", "train_variant", "train_variants",
-    "training_history", "training_summary",
+    "COMPARISONS", "CONTROL_FLOORS", "PAPER", "SWEEP_DIFFICULTIES", "SWEEP_MODELS",
+    "TABLE3_MODELS", "TABLE4_ROWS", "TRAINED_VARIANTS", "He2024Data", "He2024Settings",
+    "Localization", "VariantResult", "ap_table", "cam_detections", "cam_example", "captions",
+    "difficulty_sweep", "fig5_proportions", "fig5_table", "fig6_roc", "fig7_windows",
+    "fig8_cam", "fig_difficulty_sweep", "label_proportions", "learned_window_presets",
+    "learned_windows", "localize", "paired_tests", "predictions_frame", "prepare_data",
+    "record_claims", "scale_boxes", "setup", "table2", "table3", "table4", "test_auc",
+    "train_variant", "train_variants", "training_history", "training_summary",
 ]
+
+#: Positive controls (issue 10): the full model on plainly visible phantom lesions must reach
+#: these test AUCs (uncertain slices left out) before the run's numbers mean anything.
+CONTROL_FLOORS: dict[str, float] = {"any": 0.90, "mean": 0.85}
 
 SHARED_FULL_MODEL = ("Table 4's last row (three windows, trained) is the full model, trained "
                      "once and reported in both tables.")
@@ -81,10 +90,11 @@ def captions(s: He2024Settings) -> dict[str, str]:
                                 "eq. 3.1",
         "ap_localization": (
             f"Weakly supervised localisation: AP of CAM boxes (threshold "
-            f"{s.cam_threshold:.0%} of max, largest component) at IoU > {s.iou_threshold} per "
-            f"subtype and mAP [95 % bootstrap CI over test slices], with and without "
-            f"multiscale fusion; subtypes with fewer than {s.min_positives} ground-truth boxes "
-            f"are flagged and left out of the mAP. The CAM comes from a {size // 16}x"
+            f"{s.cam_threshold:.0%} of the CAM's maximum, largest component) at IoU > "
+            f"{s.iou_threshold} per subtype and mAP [95 % bootstrap CI over test slices], with "
+            f"and without multiscale fusion; 'ap' is eq. 4.1 (precision interpolated at 101 "
+            f"evenly spaced recall points), 'ap_step' scikit-learn's step-wise AP; subtypes "
+            f"with fewer than {s.min_positives} ground-truth boxes are flagged and left out of the mAP. The CAM comes from a {size // 16}x"
             f"{size // 16} feature map ({size} px input / 16)"),
         "fig6_roc": "Fig. 6: ROC curve and AUC of each label (any + five subtypes), full "
                     "model, test set",
@@ -92,6 +102,12 @@ def captions(s: He2024Settings) -> dict[str, str]:
                         "the full model's window module learned",
         "fig8_cam": (f"Fig. 8: ground-truth box, CAM without and with multiscale fusion (box "
                      f"from the CAM at {s.cam_threshold:.0%} of its maximum), same test slices"),
+        "difficulty_sweep": "Difficulty sweep (not in the paper): test AUC [95 % bootstrap CI "
+                            "over studies] of the full model and the Table 3 ablations on "
+                            "phantoms generated at each difficulty, one training each",
+        "fig_difficulty_sweep": "Difficulty sweep (not in the paper): 'any' and mean AUC of "
+                                "the full model and its ablations against the phantom "
+                                "difficulty knob (0 = plainly visible lesions), 95 % CI bars",
         "paired_tests": "Comparative claims: difference a - b on the same test slices, 95 % "
                         "CI and two-sided p (DeLong for one class, slices treated as "
                         "independent; paired bootstrap for six-class means (whole test "
@@ -134,6 +150,11 @@ def setup(
                           source=data_source(data_root, "rsna", **details),
                           threads=settings.threads, captions=captions(settings),
                           notes=[init.note, SHARED_FULL_MODEL])
+    for name, (value, why) in STRUCTURE_READINGS.items():
+        exp.read(name, value, why)
+    exp.read("CAM box", "cam >= 20 % of max(cam); no box when max(cam) <= 0",
+             "Sec. 2.1.3: 'twenty percent of the maximum activation value'; a map without "
+             "positive activation has nothing to threshold")
     if not init.pretrained:
         exp.deviate("backbone: random initialisation (no local ImageNet VGG-16 weights file; "
                     "set BRAINLIB_VGG16_WEIGHTS)")

@@ -88,10 +88,61 @@ def prepare_data(exp: Experiment, workers: int = 0) -> He2024Data:
             raise ValueError(f"{root}: no usable RSNA slice (see skipped.csv)")
         exp.use_dataset(ds, "rsna")
         truth = load_truth(root) if exp.synthetic and (root / TRUTH_DIR).is_dir() else None
+        if truth is not None:
+            apply_label_rule(exp, ds, truth)
         train, val, test = split(ds, s.test_fraction, s.val_fraction, s.split_unit, exp.seed)
         data = He2024Data(root, ds, train, val, test, truth)
         data.boxes = ground_truth_boxes(exp, data)
     return data
+
+
+def phantom_data(exp: Experiment, difficulty: float, workers: int = 0) -> He2024Data:
+    """The run's phantom set (same size, studies, seed and label rule) at another
+    `difficulty`, split the same way; for the difficulty sweep. The run's data source, notes
+    and readings are left alone (no boxes: the sweep does not localise)."""
+    s = exp.settings
+    root = Path(ensure_phantoms("rsna", **{**s.phantom(exp.seed), "difficulty": float(difficulty)}))
+    ds = RSNADataset(root, view="slice", windows=None, size=s.image_size,
+                     max_studies=s.max_studies, seed=exp.seed, cache=True, workers=workers)
+    truth = load_truth(root)
+    if truth.label_size == s.image_size:
+        ds.labels = truth_labels(ds, truth)
+    train, val, test = split(ds, s.test_fraction, s.val_fraction, s.split_unit, exp.seed)
+    return He2024Data(root, ds, train, val, test, truth)
+
+
+def truth_labels(ds: Any, truth: Any) -> np.ndarray:
+    """`ds.labels` with the (slice, class) labels the truth sidecar calls uncertain as NaN."""
+    certain = truth.certain_labels(list(ds.classes))
+    ids = list(ds.ids)
+    missing = set(ids) - set(certain.index)
+    if missing:
+        raise ValueError(f"{truth.root}: truth sidecar lacks {len(missing)} images, e.g. "
+                         f"{sorted(missing)[:3]}")
+    rule = certain.loc[ids].to_numpy(np.float32)
+    return np.where(np.isnan(rule), np.nan, ds.labels).astype(np.float32)
+
+
+def apply_label_rule(exp: Experiment, ds: Any, truth: Any) -> int:
+    """Set slices whose lesion is too small to see at the working size to NaN (unknown) in
+    `ds.labels`, from the phantom tree's truth sidecar (`PhantomTruth.certain_labels`); the
+    dataset's CSV keeps its 0/1 labels. Returns the number of (slice, class) labels masked.
+
+    The rule must be the one for this run's working size: a tree whose rule was made for
+    another size (or that has none) keeps its CSV labels, and the run says so in a note.
+    """
+    size = exp.settings.image_size
+    if truth.label_size != size:
+        exp.note(f"Phantom tree without a label rule at {size} px (has "
+                 f"{truth.label_size}): slice labels are the CSV's native-size labels.")
+        return 0
+    labels = truth_labels(ds, truth)
+    n = int((np.isnan(labels) & ~np.isnan(ds.labels)).sum())
+    ds.labels = labels
+    exp.read("slice labels", truth.params.get("label_rule"),
+             f"{n} (slice, class) labels of {len(ds)} slices uncertain (NaN): lesions too "
+             f"small to see at the working size; the RSNA CSV keeps 0/1")
+    return n
 
 
 def split(ds: Any, test_fraction: float, val_fraction: float, unit: str, seed: int

@@ -1,7 +1,9 @@
 """Weakly supervised localisation of He et al. 2024 (Sec. 2.1.3, Sec. 2.2.2): one CAM box per
 test slice and subtype (CAM binarised at 20 % of its maximum, bounding rectangle of the
 largest connected component), scored by the predicted probability; AP per subtype at
-IoU > 0.5 and mAP with a bootstrap CI, with and without multiscale fusion.
+IoU > 0.5 as eq. 4.1 (precision interpolated at evenly spaced recall points) with
+scikit-learn's step AP beside it, and mAP with a bootstrap CI, with and without multiscale
+fusion.
 """
 from __future__ import annotations
 
@@ -87,9 +89,9 @@ def localize(exp: Experiment, data: He2024Data, results: dict[str, VariantResult
         for name in models:
             dets[name], cams[name] = cam_detections(exp, data, results[name].model, keep)
             aps[name] = localization_ap(dets[name], data.boxes, RSNA_SUBTYPES, s.iou_threshold,
-                                        s.min_positives)
+                                        s.min_positives, s.ap_recall_points)
         boot = map_bootstrap(dets, data.boxes, data.test_ids, aps[models[0]], s.n_boot,
-                             exp.seed, s.iou_threshold)
+                             exp.seed, s.iou_threshold, s.ap_recall_points)
     return Localization(aps, dets, cams, boot, data.boxes, s.cam_threshold, fig_cases)
 
 
@@ -106,7 +108,7 @@ def ap_table(loc: Localization | None) -> pd.DataFrame:
             rows.append({"model": name, "class": RSNA_SHORT.get(cls, cls),
                          "n_ground_truth": t.at[cls, "n_ground_truth"],
                          "n_tp": t.at[cls, "n_tp"], "ap": v, "ci_low": lo, "ci_high": hi,
-                         "note": t.at[cls, "note"]})
+                         "ap_step": t.at[cls, "ap_step"], "note": t.at[cls, "note"]})
     return pd.DataFrame(rows)
 
 

@@ -30,7 +30,24 @@ class He2024Settings(Settings):
     optimizer: str = paper("adam", TRAINING)
     max_steps_per_epoch: int | None = paper(None, f"{TRAINING}: whole epochs")
     backbone_width: float = paper(1.0, "Sec. 2.1: VGG-16 backbone (full channel widths)")
+    batch_norm: bool = paper(False, "Sec. 2.1: VGG-16 (no batch norm); quick turns it on: the "
+                             "width-1/8 network without it does not fit its training data in "
+                             "~500 CPU steps (training Any AUC 0.82 vs 0.93 with it)")
+    window_lr: float | None = paper(None, f"{TRAINING}: one learning rate for every layer, the "
+                                    "window module included (None = lr); quick uses 1e-4 for "
+                                    "W, b: at 1e-3 Adam moves W by 1-2 % a step and the "
+                                    "windows drift far from their presets within 100s of "
+                                    "steps")
     image_size: int = ours(512, "the paper gives no resize; 512 is RSNA's native size")
+    reduction: int = ours(16, "bottleneck ratio r of the channel attention (eqs. 3.3-3.4) is "
+                          "not given; the SE default")
+    random_window_scale: float = ours(1000.0, "Table 4 'random init' of the window module: W ~ "
+                                      "U(-1, 1) / 1000, b ~ U(-1, 1), an unsaturated ramp over "
+                                      "-1000..1000 HU (PyTorch's default U(-1, 1) saturates "
+                                      "the sigmoid on HU)")
+    hu_scale: float = ours(1000.0, "Table 4 raw-HU row: HU / 1000 into VGG (scaling not given)")
+    monitor: str = ours("mean_auc", f"{TRAINING}: 'the model with the highest score in the "
+                        "validation set'; the score is read as the six-label mean AUC")
     # data and split (Sec. 2.2.1, Sec. 3)
     max_studies: int | None = paper(None, "Sec. 2.2.1: the whole RSNA stage-2 training set")
     test_fraction: float = paper(0.01, "Sec. 3: 1 % of the data as test set, stratified by "
@@ -42,18 +59,26 @@ class He2024Settings(Settings):
     # localisation (Sec. 2.1.3, Sec. 2.2.2)
     cam_threshold: float = paper(0.2, "Sec. 2.1.3: 20 % of the CAM's maximum")
     iou_threshold: float = paper(0.5, "Sec. 2.2.2: TP when IoU > 0.5")
+    ap_recall_points: int = ours(101, "eq. 4.1: dR(k) 'evenly divided' over [0, 1], n not "
+                                 "given; COCO's 101 recall points, precision interpolated")
     min_positives: int = ours(5, "subtypes with fewer ground-truth boxes get no AP and stay "
                               "out of the mAP (the paper leaves EDH out, count not stated)")
     # embedded phantoms (RSNA layout) when no data_root is given
     phantom_studies: int = runtime(200, "phantom studies written in the RSNA layout")
     phantom_size: int = runtime(512, "phantom slice size (pixels)")
-    phantom_difficulty: float = runtime(0.5, "phantom lesion conspicuity knob")
+    phantom_difficulty: float = runtime(0.5, "phantom lesion conspicuity knob (0 plain, 1 "
+                                        "near the noise floor); full keeps realistic 0.5")
+    label_min_pixels: int | None = runtime(8, "phantom slice-label rule at the working size: "
+                                           "a slice is positive for a subtype when its lesion "
+                                           "covers >= this many pixels (>= 50 % lesion) at "
+                                           "image_size; smaller lesions are uncertain (NaN in "
+                                           "training and evaluation; the CSV keeps 1). None: "
+                                           "the CSV's native-size labels")
     # analysis and run time
     n_boot: int = runtime(1000, "bootstrap resamples of every CI and paired test")
     n_fig_cases: int = runtime(5, "test slices shown in Fig. 7 and Fig. 8")
-    threads: int | None = runtime(None, "torch CPU threads (all = torch's default); one "
-                                  "thread is faster for the small CPU profiles on a shared "
-                                  "machine")
+    threads: int | None = runtime(None, "torch CPU threads (None = torch's default: all "
+                                  "cores); quick measured faster on 2 than on 1")
     channels_last: bool = runtime(True, "memory format in training (about 1.8x faster on CPU "
                                   "here, same maths)")
     box_csv: str | None = runtime(None, "real data only: CSV of ground-truth boxes (image_id, "
@@ -61,17 +86,19 @@ class He2024Settings(Settings):
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {
-            "epochs": 8, "batch_size": 16, "lr_step": 6, "image_size": 64,
-            "backbone_width": 0.125, "max_studies": None, "test_fraction": 0.25,
+            "epochs": 4, "batch_size": 16, "lr_step": 3, "image_size": 64,
+            "backbone_width": 0.125, "batch_norm": True, "window_lr": 1e-4,
+            "max_studies": None, "test_fraction": 0.25,
             "split_unit": "study", "val_fraction": 0.2,
-            "phantom_studies": 24, "phantom_size": 128, "phantom_difficulty": 0.5,
-            "n_boot": 200, "min_positives": 5, "n_fig_cases": 4, "threads": 1,
+            "phantom_studies": 96, "phantom_size": 128, "phantom_difficulty": 0.0,
+            "n_boot": 200, "min_positives": 5, "n_fig_cases": 4, "threads": 2,
             "channels_last": True,
         },
         "smoke": {
             "epochs": 1, "batch_size": 16, "lr_step": 1, "image_size": 32,
             "backbone_width": 0.0625, "max_studies": None, "test_fraction": 0.34,
             "split_unit": "study", "val_fraction": 0.25, "max_steps_per_epoch": 4,
+            "batch_norm": True, "window_lr": 1e-4,
             "phantom_studies": 6, "phantom_size": 64, "phantom_difficulty": 0.5,
             "n_boot": 50, "min_positives": 2, "n_fig_cases": 2, "threads": 1,
             "channels_last": True,
@@ -86,8 +113,11 @@ class He2024Settings(Settings):
 
     def phantom(self, seed: int) -> dict[str, Any]:
         """Arguments of `brainlib.data.synth.ensure_phantoms` for the embedded phantoms."""
-        return {"n_studies": self.phantom_studies, "size": self.phantom_size,
-                "difficulty": self.phantom_difficulty, "seed": int(seed)}
+        out = {"n_studies": self.phantom_studies, "size": self.phantom_size,
+               "difficulty": self.phantom_difficulty, "seed": int(seed)}
+        if self.label_min_pixels is not None:
+            out.update(label_size=self.image_size, label_min_pixels=self.label_min_pixels)
+        return out
 
 
 # Claim id -> settings field: the `setting` claims of brainlib/claims/he2024.yaml.

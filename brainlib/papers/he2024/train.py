@@ -1,6 +1,11 @@
 """Training of He et al. 2024's full model, its ablations (Table 3) and the window-module
 input settings (Table 4), all through `brainlib.engine.fit` with the same data, seed and
 batches; the best validation epoch (mean AUC over the six labels) is tested (Sec. 2.2.2).
+
+Every training keeps its checkpoints in `exp.checkpoint_dir(variant)` (keyed by settings,
+seed and data) and resumes: a rerun after a kill continues from the last finished epoch, and
+a variant whose last checkpoint is at the final epoch is not retrained (its best weights are
+loaded and the test predictions recomputed).
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ class VariantResult:
     y_score: np.ndarray
     seconds: float
     groups: np.ndarray | None = None  # test study per case (bootstrap resampling unit)
+    train_seconds: float = float("nan")  # sum of the epochs' seconds, over resumed runs too
     auc_cache: dict[str | None, tuple[float, float, float]] = field(default_factory=dict,
                                                                    repr=False)
 
@@ -62,7 +68,8 @@ def _bce(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
 
 
 def _val_metric(pred: Any) -> dict[str, float]:
-    return {"mean_auc": macro_auc(pred.y_true, pred.y_score, list(RSNA_CLASSES))}
+    return {"mean_auc": macro_auc(pred.y_true, pred.y_score, list(RSNA_CLASSES)),
+            "any_auc": macro_auc(pred.y_true[:, :1], pred.y_score[:, :1], ["any"])}
 
 
 def make_loaders(exp: Experiment, data: He2024Data) -> dict:
@@ -73,26 +80,47 @@ def make_loaders(exp: Experiment, data: He2024Data) -> dict:
             "test": make_loader(data.subset("test"), bs)}
 
 
-def train_variant(exp: Experiment, data: He2024Data, name: str, loaders: dict | None = None
-                  ) -> VariantResult:
+def build_model(exp: Experiment, name: str) -> torch.nn.Module:
+    """The registered variant `name` at the run's width and batch-norm setting (seeded)."""
+    s = exp.settings
+    seed_everything(exp.seed)
+    return create_model(name, width=s.backbone_width, batch_norm=s.batch_norm,
+                        reduction=s.reduction, random_window_scale=s.random_window_scale,
+                        hu_scale=s.hu_scale)
+
+
+def window_param_groups(exp: Experiment, model: torch.nn.Module) -> list | None:
+    """`fit`'s param_groups: the trainable window module at `window_lr` (None: one lr)."""
+    wm = getattr(model, "window_module", None)
+    if exp.settings.window_lr is None or wm is None or not wm.trainable:
+        return None
+    return [("window_module", float(exp.settings.window_lr))]
+
+
+def train_variant(exp: Experiment, data: He2024Data, name: str, loaders: dict | None = None,
+                  checkpoint_dir: Any = "auto") -> VariantResult:
     """Train one registered variant with the engine's `fit` and predict the test split.
 
     The tested epoch is the best validation mean AUC, or the lowest validation loss when the
-    validation split has no class with both labels.
+    validation split has no class with both labels. `checkpoint_dir="auto"` keeps
+    checkpoints in `exp.checkpoint_dir(name)` and resumes from them (None: no checkpoints).
     """
     s = exp.settings
     loaders = loaders or make_loaders(exp, data)
+    if checkpoint_dir == "auto":
+        checkpoint_dir = exp.checkpoint_dir(name)
     with exp.timed(f"train {name}"):
-        seed_everything(exp.seed)
-        model = create_model(name, width=s.backbone_width)
+        model = build_model(exp, name)
         has_auc = bool(defined_classes(data.dataset.labels[data.val]).any())
         result = fit(
             model, loaders["train"], loaders["val"], losses=[("bce", _bce, 1.0)],
             epochs=s.epochs, lr=s.lr, optimizer=s.optimizer, lr_step=s.lr_step,
-            lr_gamma=s.lr_gamma, monitor="mean_auc" if has_auc else "val_loss",
+            lr_gamma=s.lr_gamma, monitor=s.monitor if has_auc else "val_loss",
             mode="max" if has_auc else "min", metric_fn=_val_metric if has_auc else None,
             device=exp.device, seed=exp.seed, progress=False,
             max_steps_per_epoch=s.max_steps_per_epoch, channels_last=s.channels_last,
+            param_groups=window_param_groups(exp, model), checkpoint_dir=checkpoint_dir,
+            resume=checkpoint_dir is not None, checkpoint_meta={"variant": name},
         )
         pred = predict(result.model, loaders["test"], activation="sigmoid", device=exp.device,
                        channels_last=s.channels_last)
@@ -102,7 +130,8 @@ def train_variant(exp: Experiment, data: He2024Data, name: str, loaders: dict | 
         raise RuntimeError(f"{name}: test predictions are not in the test split's order")
     return VariantResult(name, result.model, result.history, result.best_epoch,
                          list(pred.ids), np.asarray(pred.y_true), np.asarray(pred.y_score),
-                         exp.timings[f"train {name}"], np.asarray(test.groups))
+                         exp.timings[f"train {name}"], np.asarray(test.groups),
+                         float(result.history["seconds"].sum()) if len(result.history) else 0.0)
 
 
 def train_variants(exp: Experiment, data: He2024Data,
@@ -111,6 +140,13 @@ def train_variants(exp: Experiment, data: He2024Data,
     loaders = make_loaders(exp, data)
     with exp.timed("training"):
         return {name: train_variant(exp, data, name, loaders) for name in names}
+
+
+def test_auc(r: VariantResult) -> dict[str, float]:
+    """Test 'any' AUC and six-class mean AUC of a trained variant (unknown labels left out;
+    the mean over the classes whose AUC is defined) -- the positive controls' values."""
+    return {"any": macro_auc(r.y_true[:, :1], r.y_score[:, :1], ["any"]),
+            "mean": macro_auc(r.y_true, r.y_score, list(RSNA_CLASSES))}
 
 
 def training_history(results: dict[str, VariantResult]) -> pd.DataFrame:
@@ -124,6 +160,7 @@ def training_summary(results: dict[str, VariantResult]) -> pd.DataFrame:
     return pd.DataFrame([{
         "model": n, "description": HE2024_VARIANTS[n][0], "epochs": len(r.history),
         "tested epoch": r.best_epoch, "seconds": round(r.seconds, 1),
+        "training seconds": round(r.train_seconds, 1),
         "test mean AUC": round(macro_auc(r.y_true, r.y_score, list(RSNA_CLASSES)), 4),
     } for n, r in results.items()])
 

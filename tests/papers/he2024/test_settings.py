@@ -13,28 +13,35 @@ def test_full_profile_is_the_paper():
     assert (full.epochs, full.batch_size, full.lr, full.lr_step, full.lr_gamma, full.optimizer,
             full.test_fraction, full.split_unit, full.cam_threshold, full.iou_threshold) == \
         (20, 8, 1e-3, 5, 0.1, "adam", 0.01, "slice", 0.2, 0.5)
-    assert {r.name for r in full.readings()} == {"image_size", "val_fraction", "min_positives"}
+    assert {r.name for r in full.readings()} == {
+        "image_size", "val_fraction", "min_positives", "reduction", "random_window_scale",
+        "hu_scale", "monitor", "ap_recall_points"}
     assert full.threads is None and full.channels_last
+    assert not full.batch_norm and full.window_lr is None and full.phantom_difficulty == 0.5
 
 
 @pytest.mark.parametrize("profile, values", [
-    ("quick", dict(epochs=8, batch_size=16, lr_step=6, image_size=64, backbone_width=0.125,
+    ("quick", dict(epochs=4, batch_size=16, lr_step=3, image_size=64, backbone_width=0.125,
+                   batch_norm=True, window_lr=1e-4,
                    max_studies=None, test_fraction=0.25, split_unit="study", val_fraction=0.2,
-                   max_steps_per_epoch=None, phantom_studies=24, phantom_size=128,
-                   phantom_difficulty=0.5, n_boot=200, min_positives=5, n_fig_cases=4,
-                   threads=1, channels_last=True)),
+                   max_steps_per_epoch=None, phantom_studies=96, phantom_size=128,
+                   phantom_difficulty=0.0, label_min_pixels=8, n_boot=200, min_positives=5,
+                   n_fig_cases=4, threads=2, channels_last=True)),
     ("smoke", dict(epochs=1, batch_size=16, lr_step=1, image_size=32, backbone_width=0.0625,
                    max_studies=None, test_fraction=0.34, split_unit="study", val_fraction=0.25,
                    max_steps_per_epoch=4, phantom_studies=6, phantom_size=64,
-                   phantom_difficulty=0.5, n_boot=50, min_positives=2, n_fig_cases=2,
-                   threads=1, channels_last=True)),
+                   phantom_difficulty=0.5, label_min_pixels=8, n_boot=50, min_positives=2,
+                   n_fig_cases=2, threads=1, channels_last=True)),
 ])
 def test_profiles_keep_the_values_of_the_pipeline(profile, values):
     s = He2024Settings.for_profile(profile)
     assert {k: getattr(s, k) for k in values} == values
     assert s.phantom(3) == {"n_studies": values["phantom_studies"],
                             "size": values["phantom_size"],
-                            "difficulty": values["phantom_difficulty"], "seed": 3}
+                            "difficulty": values["phantom_difficulty"], "seed": 3,
+                            "label_size": values["image_size"], "label_min_pixels": 8}
+    devs = {d.name for d in s.deviations()}
+    assert {"batch_norm", "window_lr"} <= devs  # CPU-profile changes, declared
 
 
 def test_changing_a_profile_value_changes_the_deviation_list(monkeypatch):
