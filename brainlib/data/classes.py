@@ -54,3 +54,15 @@ BUSI_CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")
 # DeepLesion (Yan et al. 2018) DL_info.csv Coarse_lesion_type 1-8, in code order (-1 = unlabelled).
 DEEPLESION_TYPES: tuple[str, ...] = ("bone", "abdomen", "mediastinum", "liver", "lung", "kidney",
                                      "soft_tissue", "pelvis")
+
+# Yin et al. (2024) classify images into four classes (Fig. 9 names Normal, NSIP, OP, UIP: lung
+# diseases neither dataset has). Our readings per dataset: CQ500 slices by the lesion they show
+# (phantom masks / box annotations), grouped by site; DeepLesion key slices by coarse type.
+YIN2024_CQ500_CLASSES: tuple[str, ...] = ("normal", "intra_axial_bleed", "extra_axial_bleed", "fracture")
+#: mask / annotation class -> YIN2024_CQ500_CLASSES entry (IPH, IVH inside the brain; EDH,
+#: SDH, SAH outside it; calvarial fracture).
+YIN2024_CQ500_MAP: dict[str, str] = {
+    "intraparenchymal": "intra_axial_bleed", "intraventricular": "intra_axial_bleed",
+    "epidural": "extra_axial_bleed", "subdural": "extra_axial_bleed",
+    "subarachnoid": "extra_axial_bleed", "calvarial_fracture": "fracture"}
+YIN2024_DEEPLESION_CLASSES: tuple[str, ...] = ("normal", "lung", "liver", "kidney")

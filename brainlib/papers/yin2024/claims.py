@@ -1,0 +1,124 @@
+"""Measured values of Yin et al. (2024) by claim id, and the positive control.
+
+Results are recorded as fractions (the comparison converts to the paper's percent) from the
+first dataset of the run (CQ500 layout when present: a reading, the paper pools CQ500 and
+DeepLesion without saying how); Fig. 9's cells are our confusion counts by class position
+(the paper's Normal / NSIP / OP / UIP against our four classes, stated in each note).
+Comparisons are A - B with a paired-bootstrap CI and p-value on the same test images.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from brainlib.experiment import Experiment
+from brainlib.metrics import paired_bootstrap
+from brainlib.papers.yin2024.tables import METRICS, _metric, truth_and_pred
+
+SETTING_FIELDS = {
+    "text/preprocess/size": "preprocessed_size", "text/training/input_size": "image_size",
+    "text/training/batch_size": "batch_size", "text/training/lr": "lr", "text/training/lr_decay": "lr_decay",
+    "text/training/lr_tuned": "lr", "text/training/max_iterations": "max_iterations",
+    "text/training/target_error": "target_error", "table1/dropout/rate": "dropout",
+    "table1/fc/classes": "n_classes", "table1/conv1/stride": 2,
+}
+FIG9_ORDER = ("normal", "nsip", "op", "uip")
+#: comparison id -> (A, B, metric) by the model keys of ``results`` (table name, row name).
+COMPARISONS = {
+    "cmp/table2/resnet10_vs_resnet18/accuracy": (("table2", "ResNet10"), ("table2", "ResNet18"), "accuracy"),
+    "cmp/table3/dresnet10_vs_dresnet18/accuracy": (("table3", "DResNet10"), ("table3", "DResNet18"), "accuracy"),
+    "cmp/table3_vs_table2/deformable/resnet10/accuracy": (("table3", "DResNet10"), ("table2", "ResNet10"), "accuracy"),
+    "cmp/table3_vs_table2/deformable/resnet10/f1": (("table3", "DResNet10"), ("table2", "ResNet10"), "f1"),
+    **{f"cmp/table4/tccbam_vs_cbam/dresnet{d}/f1": (("table4", f"TCCBAM-DResNet{d}"), ("table4", f"CBAM-DResNet{d}"), "f1")
+       for d in (50, 34, 18, 10)},
+    "cmp/table6/full_vs_dc/f1": (("table6", "maskrcnn_dc_am"), ("table6", "maskrcnn_dc"), "f1"),
+    "cmp/table6/full_vs_am/f1": (("table6", "maskrcnn_dc_am"), ("table6", "maskrcnn_am"), "f1"),
+    "cmp/table6/dc_vs_base/f1": (("table6", "maskrcnn_dc"), ("table6", "maskrcnn"), "f1"),
+    "cmp/table6/am_vs_base/f1": (("table6", "maskrcnn_am"), ("table6", "maskrcnn"), "f1"),
+}
+
+
+def table1_sizes(image_size: int) -> dict[str, int]:
+    """Feature-map sides of Table 1 for our input (conv1 /2, max pool /2, stages 2-4 /2 each)."""
+    conv1 = math.ceil(image_size / 2)
+    pool = math.ceil(conv1 / 2)
+    r2 = math.ceil(pool / 2)
+    r3 = math.ceil(r2 / 2)
+    return {"table1/conv1/output_size": conv1, "table1/maxpool/output_size": pool,
+            "table1/res1/output_size": pool, "table1/res2/output_size": r2,
+            "table1/res3/output_size": r3, "table1/res4/output_size": math.ceil(r3 / 2)}
+
+
+def record_claims(exp: Experiment, sets: dict, results: dict[str, dict[str, dict[str, pd.DataFrame]]]) -> None:
+    """Record every claim the run measures. ``results[dataset][table][row] = predictions``."""
+    s = exp.settings
+    exp.record_settings(SETTING_FIELDS)
+    for cid, value in table1_sizes(s.image_size).items():
+        exp.claims.add(cid, value, note=f"for our {s.image_size} px input")
+    first = next(iter(results))
+    data = sets[first]
+    exp.claims.add("text/dataset/images", sum(len(d.label) for d in sets.values()),
+                   note="images used, all datasets and splits")
+    exp.claims.add("text/dataset/classes", int((np.bincount(data.label, minlength=len(data.classes)) > 0).sum()),
+                   note=f"classes with images in the {first} set: {', '.join(data.classes)}")
+    res = results[first]
+    for table, rows in res.items():
+        for row, frame in rows.items():
+            cid = _claim_of(table, row)
+            if cid is None:
+                continue
+            y, p = truth_and_pred(frame, data.classes)
+            for m in METRICS:
+                if table == "table6" and m not in ("accuracy", "f1"):
+                    continue
+                est = _metric(m, len(data.classes))(y, p)
+                exp.claims.add(f"{cid}/{m}", est, note=f"{first} test split, {row}; macro over classes"
+                               if m in ("precision", "recall", "f1") else f"{first} test split, {row}")
+    for name, rows in results.items():
+        full = rows.get("table6", {}).get("maskrcnn_dc_am")
+        if full is None:
+            continue
+        classes = sets[name].classes
+        y, p = truth_and_pred(full, classes)
+        for i, a in enumerate(FIG9_ORDER):
+            for j, b in enumerate(FIG9_ORDER):
+                exp.claims.add(f"fig9/{name}/{a}/{b}", int(((y == i) & (p == j)).sum()), unit="count",
+                               note=f"our classes by position: {classes[i]} -> {classes[j]}")
+    _comparisons(exp, res, data.classes, s.n_boot)
+
+
+def _claim_of(table: str, row: str) -> str | None:
+    from brainlib.papers.yin2024.tables import TABLE6_CLAIMS, classifier_claim
+
+    if table == "table6":
+        return TABLE6_CLAIMS.get(row)
+    if table == "table5":
+        return "table5/ours"
+    return classifier_claim(row)
+
+
+def _comparisons(exp: Experiment, res: dict, classes: tuple[str, ...], n_boot: int) -> None:
+    for cid, ((ta, a), (tb, b), metric) in COMPARISONS.items():
+        fa, fb = res.get(ta, {}).get(a), res.get(tb, {}).get(b)
+        if fa is None or fb is None:
+            continue
+        ya, pa = truth_and_pred(fa, classes)
+        _, pb = truth_and_pred(fb.set_index("case_id").loc[fa["case_id"]].reset_index(), classes)
+        boot = paired_bootstrap(_metric(metric, len(classes)), ya, pa, pb, n_boot=n_boot, seed=exp.seed)
+        exp.claims.add(cid, boot.difference, (boot.low, boot.high), p_value=boot.p_value,
+                       note=f"{a} minus {b}, paired bootstrap on the same test images")
+
+
+def positive_control(exp: Experiment, frame: pd.DataFrame, classes: tuple[str, ...], train_label: np.ndarray,
+                     floors: dict[str, float]) -> None:
+    """The proposed model (Mask R-CNN + TCCBAM-DResNet-10) must beat the majority class by a margin."""
+    y, p = truth_and_pred(frame, classes)
+    acc = float((y == p).mean())
+    majority = float((y == np.bincount(train_label, minlength=len(classes)).argmax()).mean())
+    floor = max(floors["accuracy"], majority + floors["margin"])
+    exp.check("Mask R-CNN + TCCBAM-DResNet-10 test accuracy", acc, floor,
+              f"floor {floor:.2f} = max({floors['accuracy']:.2f}, majority-class accuracy {majority:.2f} "
+              f"+ {floors['margin']:.2f}); chance with {len(classes)} classes is {1 / len(classes):.2f}",
+              enforce=exp.profile != "smoke")

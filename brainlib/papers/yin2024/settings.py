@@ -1,0 +1,150 @@
+"""Settings of Yin et al. (2024, Sci Rep): one frozen dataclass.
+
+The paper states the networks (ResNet-10 with deformable convolution in stages 2-4, TCCBAM,
+Mask R-CNN with the eq. 12 mask loss), Table 1, Adam with learning rate 0.001, batch 16,
+inputs 256 then 224, flips and brightness/contrast augmentation. It is loosely written, and
+every choice it forces on us is a reading (``ours``) listed here: the four classes (its Fig. 9
+names lung diseases), how images are drawn from CQ500 (per-scan reads) and DeepLesion (no
+normal slices), the split, epochs, the mask-loss weight, the detection threshold.
+Class defaults are the ``full`` profile; ``quick`` and ``smoke`` shrink sizes for a 2-core CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from brainlib.experiment import Settings, ours, paper, runtime
+
+PAPER = "yin2024"
+DATASETS: tuple[str, ...] = ("cq500", "deeplesion")
+_PHANTOM = "embedded phantoms (no real data offline)"
+_SETUP = "Sec. Model training / experimental setup"
+
+
+@dataclass(frozen=True)
+class Yin2024Settings(Settings):
+    """Every setting of the classification (Tables 2-4) and Mask R-CNN (Tables 5-6) runs."""
+
+    # data
+    dataset: str = paper("both", "Sec. Experiment and results: 'CQ500 and DeepLesion' (cq500 | deeplesion | both)")
+    max_images: Any = runtime(None, "cap on the images used per dataset (None: all selected)")
+    images_per_class: Any = ours(None, "the paper 'randomly selects 160 normal and abnormal images' "
+                                 "without saying how many per class: None keeps every selected "
+                                 "image, a number caps each class (seeded)")
+    cq500_rule: str = ours("mask area", "CQ500 reads are per scan; an image's class is the class "
+                           "whose lesion covers most pixels of the slice (phantom sidecar masks; "
+                           "a box CSV on real data), normal = no lesion on the slice and none "
+                           "in the scan's reads")
+    cq500_normal_per_scan: int = ours(3, "lesion-free slices drawn per scan for 'normal' (middle "
+                                      "third of the head; seeded), so normal does not swamp the set")
+    deeplesion_normal: str = ours("series slices outside every Slice_range +-2", "DeepLesion has no "
+                                  "normal key slices: 'normal' = other slices of the same series")
+    deeplesion_types: tuple = ours((5, 4, 6), "three lesion classes: coarse types lung (5), liver "
+                                   "(4), kidney (6); key slices of other types are not used")
+    split: tuple = ours((0.6, 0.2, 0.2), "train / validation / test by patient (no split in the paper)")
+    preprocessed_size: int = paper(256, "Sec. Image preprocessing: '256 x 256 pixel'")
+    image_size: int = paper(224, _SETUP + ": 'input image size 224 x 224'")
+    stretch_cq500: tuple = ours(((-1000, 0.0), (0, 0.1), (80, 0.9), (1500, 1.0)), "'grayscale "
+                                "segmental stretching': piecewise-linear HU -> grey, brain range 0-80 "
+                                "HU stretched over 80 % of the grey levels")
+    stretch_deeplesion: tuple = ours(((-1000, 0.0), (-200, 0.3), (300, 0.9), (1500, 1.0)),
+                                     "as for CQ500 with a body soft-tissue range (-200..300 HU)")
+    crop: str = paper("crop to the head / body", "Sec. Image preprocessing: 'remove the background "
+                      "area' (bounding square of HU > -500, our rule)")
+    augment: str = paper("hflip, vflip, brightness, contrast", _SETUP + " (saturation has no "
+                         "meaning on grey CT: not applied)")
+    # classification networks (Tables 1-4)
+    n_classes: int = ours(4, "Fig. 9 has four classes; Table 1's softmax has 3")
+    widths: tuple = paper((64, 128, 256, 512), "Table 1")
+    dropout: float = paper(0.5, "Table 1")
+    reduction: int = ours(16, "attention MLP reduction (CBAM's default)")
+    depths: tuple = paper((50, 34, 18, 10), "Tables 2-4")
+    # training
+    lr: float = paper(1e-3, _SETUP + ": Adam, learning rate 0.001 (the 'model training' paragraph "
+                      "also names 0.1)")
+    lr_decay: float = ours(0.0, "the paper's 'learning rate decay 0.001' does not say its form; "
+                           "constant learning rate")
+    batch_size: int = paper(16, _SETUP)
+    max_iterations: int = paper(1000, "Sec. Model training: 'maximum iteration number is 1000'")
+    epochs: Any = ours(None, "None: ceil(max_iterations / steps per epoch); best epoch by "
+                       "validation accuracy")
+    target_error: float = ours(0.0, "the stated training target error 0.01 is not used to stop")
+    # Mask R-CNN (Tables 5-6)
+    fpn_channels: int = ours(256, "torchvision's FPN width")
+    head_dim: int = ours(1024, "torchvision's box-head width")
+    mask_dim: int = ours(256, "torchvision's mask-head width")
+    rpn_proposals: tuple = ours((2000, 2000, 1000, 1000), "RPN pre/post-NMS proposals in training "
+                                "and test (torchvision's defaults)")
+    box_batch: int = ours(512, "sampled RoIs per image (torchvision's default)")
+    detections_per_img: int = ours(100, "detections kept per image (torchvision's default)")
+    loss_weights: tuple = ours((1.0, 1.0), "alpha, beta of eq. 13 (not given); RPN losses weight 1")
+    mask_mu: float = ours(0.5, "eq. 12 weight mu of BCE vs the IoU-style loss; not given")
+    det_epochs: Any = ours(None, "None: as the classifiers")
+    det_lr: float = paper(1e-3, _SETUP + ": Adam 0.001 for every model")
+    score_thresholds: tuple = ours((0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                                   "image class = best detection's class, normal when no detection "
+                                   "scores above t; t = the grid value with the best validation "
+                                   "accuracy (lowest t on ties)")
+    deeplesion_masks: str = ours("ellipse inscribed in the RECIST box", "DeepLesion has no outlines")
+    ablation: tuple = paper(("maskrcnn", "maskrcnn_dc", "maskrcnn_am", "maskrcnn_dc_am"), "Table 6")
+    # phantoms and how we run
+    phantom_studies: int = runtime(60, f"{_PHANTOM}: CQ500-layout head CTs")
+    phantom_patients: int = runtime(150, f"{_PHANTOM}: DeepLesion-layout body CTs")
+    phantom_size: int = runtime(256, "phantom slice size in pixels")
+    difficulty: float = runtime(0.5, "phantom lesion conspicuity (0 easy .. 1 hard)")
+    phantom_seed: int = runtime(0, "seed of the phantom generators")
+    n_boot: int = runtime(1000, "bootstrap resamples of every CI and paired test")
+    threads: int = runtime(1, "torch threads; measured on the shared 2-core CPU (load ~9): 2 threads "
+                           "made a training step 10-40x slower than 1")
+    examples: int = runtime(4, "test images in the example-detection figure")
+
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "quick": {
+            "dataset": "cq500", "phantom_studies": 48, "phantom_patients": 60, "phantom_size": 128,
+            "difficulty": 0.0, "preprocessed_size": 56, "image_size": 48, "widths": (16, 32, 64, 128),
+            "depths": (10,), "epochs": 8, "images_per_class": 30, "fpn_channels": 32, "head_dim": 128,
+            "mask_dim": 32, "det_epochs": 6, "rpn_proposals": (150, 75, 75, 40), "box_batch": 64,
+            "detections_per_img": 8, "n_boot": 200,
+        },
+        "smoke": {
+            "dataset": "both", "phantom_studies": 12, "phantom_patients": 16, "phantom_size": 64,
+            "difficulty": 0.5, "preprocessed_size": 36, "image_size": 32, "widths": (8, 16, 32, 64),
+            "depths": (10,), "epochs": 1, "images_per_class": 10, "fpn_channels": 16, "head_dim": 32,
+            "mask_dim": 16, "det_epochs": 1, "ablation": ("maskrcnn", "maskrcnn_dc_am"),
+            "rpn_proposals": (60, 30, 30, 20), "box_batch": 32, "detections_per_img": 5,
+            "n_boot": 50, "examples": 2,
+        },
+    }
+    PROFILE_REASONS: ClassVar[Mapping[str, str]] = {
+        **Settings.PROFILE_REASONS,
+        "quick": "quick profile: minutes on a shared 2-core CPU (CQ500 layout only, depth 10 only, "
+                 "narrow networks, 48 px, 30 images per class, few epochs, plainly visible phantom "
+                 "lesions; DeepLesion runs in smoke and full, depths 18-50 in full)",
+    }
+
+    def __post_init__(self) -> None:
+        if self.dataset not in (*DATASETS, "both"):
+            raise ValueError(f"dataset must be one of {DATASETS} or 'both', got {self.dataset!r}")
+        if self.image_size > self.preprocessed_size:
+            raise ValueError("image_size must not exceed preprocessed_size (random crop)")
+        if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6:
+            raise ValueError(f"split must be three fractions summing to 1, got {self.split}")
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return DATASETS if self.dataset == "both" else (self.dataset,)
+
+
+CAPTIONS: dict[str, str] = {
+    "data": "Images per class and split for each dataset (after the loaders' checks)",
+    "table2": "Table 2: ResNet-50/34/18/10 classifiers on the test split: accuracy, macro "
+              "precision / recall / F1, Cohen's kappa (%, 95 % bootstrap CIs)",
+    "table3": "Table 3: deformable ResNets (DResNet) on the test split",
+    "table4": "Table 4: CBAM vs TCCBAM on each DResNet, with paired tests (bootstrap of the F1 "
+              "difference, McNemar on correctness)",
+    "table5": "Table 5: Mask R-CNN + TCCBAM-DResNet-10 (measured) beside the paper's rows",
+    "table6": "Table 6: Mask R-CNN ablation (+DC, +AM, +DC+AM), accuracy and macro F1 with "
+              "paired tests against the full model",
+    "thresholds": "Detection score threshold chosen on validation for each Mask R-CNN",
+    "training": "Training history of every network (per epoch)",
+}
