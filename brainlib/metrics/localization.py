@@ -40,7 +40,8 @@ def _matched_arrays(det: pd.DataFrame, gt: pd.DataFrame, pos: Mapping[str, int],
     m = match_detections(det, gt, iou_threshold)
     return [(m.loc[m["class"] == c, "score"].to_numpy(),
              m.loc[m["class"] == c, "tp"].to_numpy(),
-             m.loc[m["class"] == c, "image_id"].map(pos).to_numpy()) for c in classes]
+             m.loc[m["class"] == c, "image_id"].map(pos).to_numpy(dtype=np.intp))
+            for c in classes]
 
 
 def _resampled_map(arrays: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],

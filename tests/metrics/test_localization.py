@@ -44,3 +44,13 @@ def test_half_right_detections_and_no_kept_class():
 def test_paired_difference_needs_enough_replicates():
     a = np.array([0.5] * 5 + [np.nan] * 20)
     assert all(np.isnan(v) for v in paired_map_difference(a, a))
+
+
+def test_map_bootstrap_with_a_class_without_detections():
+    gt = pd.DataFrame([("a", "x", 0, 0, 2, 2), ("b", "y", 0, 0, 2, 2)],
+                      columns=["image_id", "class", "x0", "y0", "x1", "y1"])
+    det = pd.DataFrame([("a", "x", 0, 0, 2, 2, 0.9)],
+                       columns=["image_id", "class", "x0", "y0", "x1", "y1", "score"])
+    ref = pd.DataFrame({"class": ["x", "y", "mAP"], "ap": [1.0, 0.0, 0.5]})
+    boot = map_bootstrap({"m": det}, gt, ["a", "b"], ref, 20, 0)["m"]
+    assert np.nanmax(boot) <= 1.0 and np.nanmin(boot) >= 0.0  # class y: no detection, AP 0
