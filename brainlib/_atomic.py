@@ -104,7 +104,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Does process `pid` exist on this machine (ours, or another user's)?"""
     if pid == os.getpid():
         return True
     try:
@@ -140,7 +141,7 @@ def is_stale_temp(path: str | os.PathLike[str], now: float | None = None) -> boo
     match = _TEMP.match(path.name)
     if match:
         pid = int(match["pid"])
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return True
         if pid == os.getpid():
             return False

@@ -11,12 +11,14 @@ extra audit columns are shown after the known ones).
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from brainlib import PAPERS, claims
+from brainlib._atomic import pid_alive
 from brainlib.report.manifest import format_cell
 from brainlib.report.model import (CLAIM_STATUSES, PAPER_DATA, PAPER_TITLES, SETTING_STATUSES, AuditView,
                                    ClaimCounts, Grid, InstrumentView, Link, PaperSection, ReportData,
@@ -89,21 +91,10 @@ def _status_text(status: dict[str, Any] | None, manifest: dict[str, Any] | None)
 def _still_running(status: dict[str, Any]) -> bool:
     """A `running` status is live only if its runner process still exists on this host;
     otherwise the run was killed (statuses without a pid are treated as killed)."""
-    import os
-    import socket
-
     pid = status.get("pid")
     if not isinstance(pid, int) or status.get("host") != socket.gethostname():
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def real_data_command(key: str) -> tuple[str, str]:
