@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from brainlib import __version__, claims
-from brainlib._atomic import atomic_write
+from brainlib._atomic import atomic_write, sweep_temp
 from brainlib.paths import repo_root
 
 LAYOUT_NAMES: dict[str, str] = {
@@ -449,9 +449,12 @@ def start_run(paper: str, params: Mapping[str, Any], out_dir: str | os.PathLike[
 
     Artefacts of an earlier run in the same folder (``tables/``, ``figures/``,
     ``predictions/``, ``skipped.csv``, ``manifest.json``) are removed first, so the report never
-    shows a stale figure beside fresh ones. Other folders (e.g. checkpoints) are kept.
+    shows a stale figure beside fresh ones. Other folders (e.g. checkpoints) are kept; temporary
+    files a killed writer left anywhere below are removed (a notebook run by hand in Jupyter
+    gets the same clean-up as one started by the runner).
     """
     run = Run(paper, params, out_dir, data_source, deviations, notes)
+    sweep_temp(run.out_dir)
     clear_artifacts(run.out_dir)
     run.out_dir.mkdir(parents=True, exist_ok=True)
     return run

@@ -371,3 +371,15 @@ def test_running_status_of_a_killed_run_is_shown_interrupted(tmp_path):
     text = write_report(out, notebooks_dir=tmp_path / "notebooks").read_text()
     he = _section(text, "he2024")
     assert "Status: **interrupted (started 2026-01-01T00:00:00+00:00, never finished)**" in he
+
+
+def test_start_run_removes_temp_files_of_a_killed_writer(tmp_path):
+    """A temp file whose writer process is gone is removed when the next run opens."""
+    from brainlib.report import start_run
+
+    out = tmp_path / "he2024"
+    (out / "checkpoints" / "x").mkdir(parents=True)
+    dead = out / "checkpoints" / "x" / ".last.pt.999999999-deadbeef.tmp"
+    dead.write_bytes(b"partial")
+    start_run("he2024", {}, out, None)
+    assert not dead.exists()
