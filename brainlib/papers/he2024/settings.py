@@ -78,7 +78,11 @@ class He2024Settings(Settings):
     n_boot: int = runtime(1000, "bootstrap resamples of every CI and paired test")
     n_fig_cases: int = runtime(5, "test slices shown in Fig. 7 and Fig. 8")
     threads: int | None = runtime(None, "torch CPU threads (None = torch's default: all "
-                                  "cores); quick measured faster on 2 than on 1")
+                                  "cores). Quick uses 1: on the shared 2-core machine (load "
+                                  "7-10) one quick training of the full model took 250-260 s "
+                                  "on 1 thread against 1360 s on 2 (oversubscribed OpenMP "
+                                  "threads wait on each other); quiet, 2 threads are ~1.5x "
+                                  "faster (DESIGN: 32 s vs 49 s)")
     channels_last: bool = runtime(True, "memory format in training (about 1.8x faster on CPU "
                                   "here, same maths)")
     box_csv: str | None = runtime(None, "real data only: CSV of ground-truth boxes (image_id, "
@@ -91,7 +95,7 @@ class He2024Settings(Settings):
             "max_studies": None, "test_fraction": 0.25,
             "split_unit": "study", "val_fraction": 0.2,
             "phantom_studies": 96, "phantom_size": 128, "phantom_difficulty": 0.0,
-            "n_boot": 200, "min_positives": 5, "n_fig_cases": 4, "threads": 2,
+            "n_boot": 200, "min_positives": 5, "n_fig_cases": 4, "threads": 1,
             "channels_last": True,
         },
         "smoke": {

@@ -26,7 +26,7 @@ def test_full_profile_is_the_paper():
                    max_studies=None, test_fraction=0.25, split_unit="study", val_fraction=0.2,
                    max_steps_per_epoch=None, phantom_studies=96, phantom_size=128,
                    phantom_difficulty=0.0, label_min_pixels=8, n_boot=200, min_positives=5,
-                   n_fig_cases=4, threads=2, channels_last=True)),
+                   n_fig_cases=4, threads=1, channels_last=True)),
     ("smoke", dict(epochs=1, batch_size=16, lr_step=1, image_size=32, backbone_width=0.0625,
                    max_studies=None, test_fraction=0.34, split_unit="study", val_fraction=0.25,
                    max_steps_per_epoch=4, phantom_studies=6, phantom_size=64,
