@@ -568,7 +568,7 @@ class CamViewer(_Viewer):
         image: 2-D image in [0, 1] (or HU with `window` given).
         cam: 2-D class activation map of any size (resized bilinearly to the image).
         box: optional ground-truth box (x0, y0, x1, y1), drawn in green.
-        threshold: fraction of the CAM range kept (`brainlib.localize.cam_box`).
+        threshold: fraction of the CAM maximum a pixel must reach (`brainlib.localize.cam_box`).
     """
 
     def __init__(self, image: np.ndarray, cam: np.ndarray, box: Box | None = None, *,
