@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
@@ -232,11 +233,14 @@ class YinRoIHeads(RoIHeads):
 def build_maskrcnn(num_classes: int, *, deformable: bool = True, attention: str | None = "tccbam",
                    widths: Sequence[int] = (64, 128, 256, 512), fpn_channels: int = 256,
                    head_dim: int = 1024, mask_dim: int = 256, image_size: int = 224,
-                   mask_mu: float = 0.5, in_channels: int = 3, **kw: Any) -> MaskRCNN:
+                   mask_mu: float = 0.5, in_channels: int = 3,
+                   anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512), **kw: Any) -> MaskRCNN:
     """Mask R-CNN on a (D)ResNet-10 (+attention) + FPN backbone with the eq. 12 mask loss.
 
     ``num_classes`` counts the background (lesion classes + 1). ``image_size`` fixes
     torchvision's resize (min = max size) so images are used at their given size.
+    ``anchor_sizes``: one anchor side per FPN level (torchvision's default 32-512 px suits
+    800 px images; small inputs need smaller anchors or lesions never match one).
     """
     body = YinResNet(10, 1, deformable=deformable, attention=attention, widths=widths,
                      in_channels=in_channels)
@@ -245,7 +249,9 @@ def build_maskrcnn(num_classes: int, *, deformable: bool = True, attention: str 
                                [w * mult for w in widths], fpn_channels)
     box_head = TwoMLPHead(fpn_channels * 7 * 7, head_dim)
     mask_head = MaskRCNNHeads(fpn_channels, (mask_dim,) * 4, 1)
+    anchors = AnchorGenerator(tuple((int(a),) for a in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
     model = MaskRCNN(backbone, num_classes=None, min_size=image_size, max_size=image_size,
+                     rpn_anchor_generator=anchors,
                      image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels,
                      box_head=box_head, box_predictor=FastRCNNPredictor(head_dim, num_classes),
                      mask_head=mask_head, mask_predictor=MaskRCNNPredictor(mask_dim, mask_dim, num_classes),

@@ -75,13 +75,17 @@ class Yin2024Settings(Settings):
     mask_dim: int = ours(256, "torchvision's mask-head width")
     rpn_proposals: tuple = ours((2000, 2000, 1000, 1000), "RPN pre/post-NMS proposals in training "
                                 "and test (torchvision's defaults)")
+    anchor_sizes: tuple = ours((16, 32, 64, 128, 256), "RPN anchor side per FPN level, halved from "
+                               "torchvision's 800-px defaults for 224-px inputs (not in the paper)")
     box_batch: int = ours(512, "sampled RoIs per image (torchvision's default)")
     detections_per_img: int = ours(100, "detections kept per image (torchvision's default)")
     loss_weights: tuple = ours((1.0, 1.0), "alpha, beta of eq. 13 (not given); RPN losses weight 1")
     mask_mu: float = ours(0.5, "eq. 12 weight mu of BCE vs the IoU-style loss; not given")
     det_epochs: Any = ours(None, "None: as the classifiers")
     det_lr: float = paper(1e-3, _SETUP + ": Adam 0.001 for every model")
-    score_thresholds: tuple = ours((0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    box_score_thresh: float = ours(0.001, "detections kept down to this score (torchvision: 0.05) so "
+                                   "the validation grid below can reach weak detections")
+    score_thresholds: tuple = ours((0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                                    "image class = best detection's class, normal when no detection "
                                    "scores above t; t = the grid value with the best validation "
                                    "accuracy (lowest t on ties)")
@@ -104,7 +108,7 @@ class Yin2024Settings(Settings):
             "difficulty": 0.0, "preprocessed_size": 56, "image_size": 48, "widths": (16, 32, 64, 128),
             "depths": (10,), "epochs": 8, "images_per_class": 30, "fpn_channels": 32, "head_dim": 128,
             "mask_dim": 32, "det_epochs": 6, "rpn_proposals": (150, 75, 75, 40), "box_batch": 64,
-            "detections_per_img": 8, "n_boot": 200,
+            "detections_per_img": 8, "anchor_sizes": (4, 8, 16, 32, 64), "n_boot": 200,
         },
         "smoke": {
             "dataset": "both", "phantom_studies": 12, "phantom_patients": 16, "phantom_size": 64,
@@ -112,6 +116,7 @@ class Yin2024Settings(Settings):
             "depths": (10,), "epochs": 1, "images_per_class": 10, "fpn_channels": 16, "head_dim": 32,
             "mask_dim": 16, "det_epochs": 1, "ablation": ("maskrcnn", "maskrcnn_dc_am"),
             "rpn_proposals": (60, 30, 30, 20), "box_batch": 32, "detections_per_img": 5,
+            "anchor_sizes": (4, 8, 16, 32, 64),
             "n_boot": 50, "examples": 2,
         },
     }

@@ -114,7 +114,8 @@ def detector_kwargs(exp: Experiment) -> dict[str, Any]:
                 mask_dim=s.mask_dim, image_size=s.image_size, mask_mu=s.mask_mu,
                 rpn_pre_nms_top_n_train=pre_tr, rpn_post_nms_top_n_train=post_tr,
                 rpn_pre_nms_top_n_test=pre_te, rpn_post_nms_top_n_test=post_te,
-                box_batch_size_per_image=s.box_batch, box_detections_per_img=s.detections_per_img)
+                box_batch_size_per_image=s.box_batch, box_detections_per_img=s.detections_per_img,
+                box_score_thresh=s.box_score_thresh, anchor_sizes=tuple(s.anchor_sizes))
 
 
 def train_detector(exp: Experiment, data: ImageSet, variant: str) -> Trained:
