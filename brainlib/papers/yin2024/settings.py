@@ -33,8 +33,8 @@ class Yin2024Settings(Settings):
                                  "image, a number caps each class (seeded)")
     cq500_rule: str = ours("mask area", "CQ500 reads are per scan; an image's class is the class "
                            "whose lesion covers most pixels of the slice (phantom sidecar masks; "
-                           "a box CSV on real data), normal = no lesion on the slice and none "
-                           "in the scan's reads")
+                           "a box CSV on real data); normal = a slice with no lesion pixel of any "
+                           "kind (the scan may hold lesions elsewhere)")
     cq500_normal_per_scan: int = ours(3, "lesion-free slices drawn per scan for 'normal' (middle "
                                       "third of the head; seeded), so normal does not swamp the set")
     deeplesion_normal: str = ours("series slices outside every Slice_range +-2", "DeepLesion has no "
@@ -123,8 +123,9 @@ class Yin2024Settings(Settings):
     PROFILE_REASONS: ClassVar[Mapping[str, str]] = {
         **Settings.PROFILE_REASONS,
         "quick": "quick profile: minutes on a shared 2-core CPU (CQ500 layout only, depth 10 only, "
-                 "narrow networks, 48 px, 30 images per class, few epochs, plainly visible phantom "
-                 "lesions; DeepLesion runs in smoke and full, depths 18-50 in full)",
+                 "narrow networks, 48 px, 30 images per class, few epochs, phantom lesions at "
+                 "difficulty 0 - at 48 px many are a few pixels wide; DeepLesion runs in smoke "
+                 "and full, depths 18-50 in full)",
     }
 
     def __post_init__(self) -> None:
