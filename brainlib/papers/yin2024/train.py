@@ -129,8 +129,8 @@ def train_detector(exp: Experiment, data: ImageSet, variant: str) -> Trained:
     key = f"{data.name}_{variant}"
     with exp.timed(f"train_{key}"):
         result = fit(model, *loaders, losses=det_losses(*s.loss_weights), epochs=epochs_for(exp, len(train), True),
-                     lr=s.det_lr, monitor="accuracy", metric_fn=_accuracy, activation=None,
-                     output_key="logits", input_fn=_batch_input, device=exp.device, seed=exp.seed,
+                     lr=s.det_lr, monitor="accuracy", metric_fn=grid_accuracy(s.score_thresholds),
+                     activation=None, output_key="class_scores", input_fn=_batch_input, device=exp.device, seed=exp.seed,
                      checkpoint_dir=exp.checkpoint_dir(key), resume=True, progress=False,
                      grad_clip=10.0, checkpoint_meta={"paper": exp.paper, "network": variant,
                                                       "classes": list(data.classes)})
@@ -144,6 +144,16 @@ def _class_scores(exp: Experiment, trained: Trained, data: ImageSet, part: str) 
     loader = make_loader(view, exp.settings.batch_size, collate_fn=collate_detection)
     return predict(trained.model, loader, activation=None, output_key="class_scores",
                    input_fn=_batch_input, device=exp.device)
+
+
+def grid_accuracy(thresholds: tuple) -> Any:
+    """Validation metric of a detector: image-level accuracy at the best threshold of the grid
+    (a fixed threshold would keep every epoch at "all normal" while the detector is still weak,
+    and the best epoch would stay the first)."""
+    def fn(pred: Predictions) -> dict[str, float]:
+        y = pred.y_true.argmax(1)
+        return {"accuracy": max(float((decide(pred.y_score, t).argmax(1) == y).mean()) for t in thresholds)}
+    return fn
 
 
 def decide(class_scores: np.ndarray, threshold: float) -> np.ndarray:

@@ -102,3 +102,14 @@ def test_paired_rows_align_by_case():
     rows = tables.paired_rows({"A": a, "B": b}, [("A", "B")], classes, n_boot=20, seed=0)
     assert rows.iloc[0]["F1 A %"] == 100.0 and rows.iloc[0]["F1 B %"] == 0.0
     assert rows.iloc[0]["only A right"] == 2 and rows.iloc[0]["only B right"] == 0
+
+
+def test_grid_accuracy_takes_the_best_threshold():
+    from brainlib.engine import Predictions
+    from brainlib.papers.yin2024.train import grid_accuracy
+
+    cs = np.array([[0, 0.04, 0, 0], [0, 0, 0.03, 0], [0, 0.01, 0, 0]])
+    truth = np.eye(4)[[1, 2, 0]]
+    pred = Predictions(["a", "b", "c"], truth, cs)
+    assert grid_accuracy((0.5,))(pred)["accuracy"] == pytest.approx(1 / 3)   # all normal
+    assert grid_accuracy((0.5, 0.02))(pred)["accuracy"] == pytest.approx(1.0)
