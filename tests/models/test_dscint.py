@@ -68,3 +68,17 @@ def test_local_weights_load_matching_tensors(tmp_path):
     model = create_model("lin2021_resnet18", width=0.125, weights=str(tmp_path / "w.pt"))
     assert "tensors from" in model.init_note
     assert torch.equal(model.layer1[0].conv1.weight, src.layer1[0].conv1.weight)
+
+
+@pytest.mark.slow
+def test_inception_v4_runs_on_two_views_and_trains_a_step():
+    """Inception-v4 (timm) is only trained at full: check its forward, loss and backward here."""
+    name = "lin2021_inception_v4"
+    side = max(75, min_input_size(name))
+    model = create_model(name)
+    x = torch.randn(2, 2, 2 * side, side)
+    out = model(x)
+    assert out.shape == (2, 4)
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 3])).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert "random initialisation" in model.init_note
