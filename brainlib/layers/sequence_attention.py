@@ -3,9 +3,12 @@ key slices", sections V.A-V.B).
 
 - `FeatureAttention` (eq. 3): a softmax over the feature dimensions of each slice vector,
   merged with the vector element-wise. The paper's block has no parameters.
+- `DependencyOutput` (eq. 4): the output layer of each BiGRU time step,
+  ``y_t = g(W_y [a_fwd_t, a_bwd_t] + b_y)``; the paper leaves g and the width open.
 - `SliceAttention` (eqs. 5-6): a fully connected layer maps each BiGRU output to one score,
   a softmax over the slices turns the scores into weights, and the outputs are weighted
-  element-wise.
+  element-wise; the weighted matrix is pooled over slices (``"sum"``, the attention-weighted
+  sum, or ``"mean"``: the paper does not say how the matrix reaches the FC layers).
 - `select_key_slices` / `zoom_slices` / `gather_slices`: the attention proposal of the APS
   network (eqs. 7-8): the `m_key` most attended slices, zoomed by bilinear interpolation.
 """
@@ -19,9 +22,10 @@ import torch.nn.functional as F
 class FeatureAttention(nn.Module):
     """Eq. 3: ``w_i = softmax_i(z_i)`` over the D feature dims, ``x = z * w`` element-wise.
 
-    `rescale=True` multiplies by D so that a uniform attention leaves the vector unchanged
-    (softmax weights sum to 1, which would otherwise shrink every input of the BiGRU by D);
-    it is a fixed constant, so the attention pattern is exactly the paper's.
+    The softmax reads z as given (the encoder output, as eq. 3 writes it). `rescale=True`
+    multiplies by D so that a uniform attention leaves the vector unchanged (softmax weights
+    sum to 1, which would otherwise shrink every input of the BiGRU by D); it is a fixed
+    constant, so the attention pattern is exactly the paper's (a reading, listed as such).
     """
 
     def __init__(self, rescale: bool = True) -> None:
@@ -37,16 +41,50 @@ class FeatureAttention(nn.Module):
         return x, w
 
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU,
+                                           "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+POOLINGS: tuple[str, ...] = ("sum", "mean")
+
+
+class DependencyOutput(nn.Module):
+    """Eq. 4: ``y_t = g(W_y [a_fwd_t, a_bwd_t] + b_y)`` on every BiGRU output (B, M, 2H).
+
+    `activation` is g (``tanh``, ``relu``, ``sigmoid`` or ``identity``); the paper names
+    neither g nor the output width, which is kept at 2H.
+    """
+
+    def __init__(self, in_features: int, activation: str = "tanh") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+        self.linear = nn.Linear(in_features, in_features)
+        self.g = ACTIVATIONS[activation]()
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.g(self.linear(a))
+
+
+def pool_slices(y: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(B, M, H) -> (B, H) by ``sum`` or ``mean`` over the slices."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    return y.sum(dim=1) if pooling == "sum" else y.mean(dim=1)
+
+
 class SliceAttention(nn.Module):
     """Eqs. 5-6: ``a_t = FC(y_t)``, ``w = softmax_t(a)``, weighted outputs ``y_t * w_t``.
 
-    Returns the weighted matrix (B, M, H), its sum over slices (B, H) — the attention-pooled
-    vector the fully connected head reads — and the weights (B, M).
+    Returns the weighted matrix (B, M, H), its pooling over slices (B, H) — ``"sum"``
+    (default: the attention-weighted sum) or ``"mean"`` — that the fully connected head reads,
+    and the weights (B, M).
     """
 
-    def __init__(self, in_features: int) -> None:
+    def __init__(self, in_features: int, pooling: str = "sum") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.score = nn.Linear(in_features, 1)
+        self.pooling = pooling
 
     def forward(
         self, y: torch.Tensor, mask: torch.Tensor | None = None
@@ -57,7 +95,7 @@ class SliceAttention(nn.Module):
             a = a.masked_fill(~mask, float("-inf"))
         w = torch.softmax(a, dim=1)
         weighted = y * w.unsqueeze(-1)
-        return weighted, weighted.sum(dim=1), w
+        return weighted, pool_slices(weighted, self.pooling), w
 
 
 def select_key_slices(

@@ -11,6 +11,11 @@ the most attended slices are key slices:
 `key_slice_recall` is Table 6's per-disease accuracy: over all key slices of a disease, the
 share found among each scan's top-h slices (slice-weighted, so its "amount" is slices).
 Ties in attention go to the lower slice index, so results are deterministic.
+
+Scans shorter than the sequence length repeat slices in the sampled sequence. Pass
+`positions` (the slice index of each sequence position) and each distinct slice counts once,
+in h and in the hits: a repeated slice keeps its highest attention (its best rank; ties to the
+first occurrence), is key if any copy is, and its other copies drop out of the ranking.
 """
 from __future__ import annotations
 
@@ -38,6 +43,31 @@ def _check(attention: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return att, k
 
 
+def _distinct(att: np.ndarray, key: np.ndarray, positions: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Attention and key with repeated slices counted once: per scan, the copy of a slice
+    with the highest attention (first on ties) stays, key if any copy is; the others get
+    attention -inf (ranked last) and key False (never a hit, not in h)."""
+    if positions is None:
+        return att, key
+    pos = np.asarray(positions)
+    if pos.shape != att.shape:
+        raise ValueError(f"positions shape {pos.shape} differs from attention shape {att.shape}")
+    att, key = att.copy(), key.copy()
+    for i in range(att.shape[0]):
+        if len(np.unique(pos[i])) == pos.shape[1]:
+            continue
+        order = np.argsort(-att[i], kind="stable")  # best copy of each slice comes first
+        slices, first = np.unique(pos[i][order], return_index=True)
+        keep = np.zeros(att.shape[1], bool)
+        keep[order[first]] = True
+        shown = {int(p) for p in pos[i][key[i]]}  # a slice is key if any copy is marked key
+        key[i, order[first]] = [int(p) in shown for p in slices]
+        att[i, ~keep] = -np.inf
+        key[i, ~keep] = False
+    return att, key
+
+
 def _ranked_hits(att: np.ndarray, key: np.ndarray) -> np.ndarray:
     """key re-ordered by descending attention (stable): row i, column r = is rank-r slice key."""
     order = np.argsort(-att, axis=1, kind="stable")
@@ -48,6 +78,7 @@ def key_slice_task(
     attention: np.ndarray,
     key: np.ndarray,
     task: Literal["easy", "difficult", "comprehensive"],
+    positions: np.ndarray | None = None,
 ) -> tuple[float, int]:
     """Algorithm 1: mean score in percent over the scans the task counts, and their number.
 
@@ -55,12 +86,14 @@ def key_slice_task(
         attention: (n_scans, m) slice attention (any monotone score works).
         key: (n_scans, m) bool, True where the slice shows the lesion.
         task: ``easy``, ``difficult`` or ``comprehensive``.
+        positions: optional (n_scans, m) slice index of each sequence position; repeated
+            slices (scans shorter than m) then count once in h and in the hits.
     Returns:
         (accuracy_percent, n_scans_counted); accuracy is NaN when no scan qualifies.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    att, k = _check(attention, key)
+    att, k = _distinct(*_check(attention, key), positions)
     n_key = k.sum(axis=1)
     hits = _ranked_hits(att, k)
     top = min(TOP, att.shape[1])
@@ -79,12 +112,14 @@ def key_slice_task(
     return (float(np.mean(scores) * 100.0) if n else float("nan")), n
 
 
-def key_slice_recall(attention: np.ndarray, key: np.ndarray) -> tuple[float, int]:
+def key_slice_recall(attention: np.ndarray, key: np.ndarray,
+                     positions: np.ndarray | None = None) -> tuple[float, int]:
     """Table 6: key slices found among each scan's top-h (h = its key count), over all key slices.
 
-    Returns (accuracy_percent, amount) where amount is the total number of key slices.
+    `positions` as in `key_slice_task` (each distinct slice counted once).
+    Returns (accuracy_percent, amount) where amount is the total number of distinct key slices.
     """
-    att, k = _check(attention, key)
+    att, k = _distinct(*_check(attention, key), positions)
     n_key = k.sum(axis=1)
     rows = n_key >= 1
     amount = int(n_key.sum())

@@ -20,7 +20,11 @@ on the fly (same result, used for single-scan reports and timing).
 Outputs are dicts of logits: ``logits`` (the model's prediction: primary for DrCT1, fusion for
 DrCT2), ``primary``, ``aps``, ``fusion``, plus ``slice_attention`` (B, M),
 ``feature_attention`` (B, M, D) and ``key_index`` (B, m_key).
-Widths of the BiGRU and FC layers are not given in the paper; the defaults are ours.
+Widths of the BiGRU and FC layers are not given in the paper; the defaults are ours, as are
+g of eq. 4 (`output_activation`, tanh), the pooling of the slice-attention matrix (`pooling`,
+the attention-weighted sum) and of the APS BiGRU outputs (`aps_pooling`, the mean).
+`standardize=True` (not in the paper; off by default) standardises z per feature with
+training-set statistics before eq. 3's softmax.
 """
 from __future__ import annotations
 
@@ -31,9 +35,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from brainlib.layers.sequence_attention import (
+    DependencyOutput,
     FeatureAttention,
     SliceAttention,
     gather_slices,
+    pool_slices,
     select_key_slices,
     zoom_slices,
 )
@@ -54,7 +60,8 @@ def _head(in_dim: int, hidden: tuple[int, int], out_dim: int, dropout: float) ->
 
 
 class DrCT1(nn.Module):
-    """The primary network: feature attention, BiGRU, slice attention, three FC layers."""
+    """The primary network: feature attention (eq. 3), BiGRU with its output layer (eq. 4),
+    slice attention (eqs. 5-6), three FC layers."""
 
     def __init__(
         self,
@@ -64,6 +71,10 @@ class DrCT1(nn.Module):
         fc: tuple[int, int] = (256, 128),
         dropout: float = 0.5,
         class_names: tuple[str, ...] | None = None,
+        standardize: bool = False,
+        output_activation: str = "tanh",
+        pooling: str = "sum",
+        rescale: bool = True,
     ) -> None:
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
@@ -71,15 +82,16 @@ class DrCT1(nn.Module):
         self.num_classes = num_classes
         self.feature_dim = feature_dim
         self.class_names = tuple(class_names) if class_names else None
-        self.feature_attention = FeatureAttention()
-        # Fixed per-feature standardisation of the encoder output (training-set statistics,
-        # set by `set_feature_stats`; identity by default). A frozen randomly initialised
-        # encoder gives features with a large common offset and small spread, which would make
-        # the softmax of eq. 3 pick the same few dims for every slice.
+        self.standardize = bool(standardize)
+        self.feature_attention = FeatureAttention(rescale=rescale)
+        # Per-feature standardisation of the encoder output before eq. 3 (training-set
+        # statistics, `set_feature_stats`), applied only with `standardize=True`: a deviation
+        # from eq. 3, which takes the softmax of z itself.
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_std", torch.ones(feature_dim))
         self.gru = nn.GRU(feature_dim, hidden, batch_first=True, bidirectional=True)
-        self.slice_attention = SliceAttention(2 * hidden)
+        self.output = DependencyOutput(2 * hidden, output_activation)
+        self.slice_attention = SliceAttention(2 * hidden, pooling)
         self.head = _head(2 * hidden, fc, num_classes, dropout)
 
     def _check(self, z: torch.Tensor) -> None:
@@ -88,17 +100,18 @@ class DrCT1(nn.Module):
                              f"got {tuple(z.shape)}")
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Standardise inputs with these per-feature statistics (of the training slices)."""
+        """Per-feature statistics of the training slices, used when `standardize=True`."""
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-6))
 
     def encode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Primary network up to the pooled vector; also returns both attentions."""
         self._check(z)
-        z = (z - self.feature_mean) / self.feature_std
+        if self.standardize:
+            z = (z - self.feature_mean) / self.feature_std
         x, w_feat = self.feature_attention(z)
-        y, _ = self.gru(x)
-        _, pooled, w_slice = self.slice_attention(y)
+        a, _ = self.gru(x)
+        _, pooled, w_slice = self.slice_attention(self.output(a))
         return {"pooled": pooled, "slice_attention": w_slice, "feature_attention": w_feat}
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -116,22 +129,26 @@ class DrCT1(nn.Module):
 
 
 class APSNetwork(nn.Module):
-    """Attention-proposal-slices network (section V.B): BN + FC, BiGRU, three FC."""
+    """Attention-proposal-slices network (section V.B): BN + FC, BiGRU with its eq. 4 output
+    layer, pooling over the key slices (``aps_pooling``: mean, a reading), three FC."""
 
     def __init__(self, num_classes: int, feature_dim: int, proj: int, hidden: int,
-                 fc: tuple[int, int], dropout: float) -> None:
+                 fc: tuple[int, int], dropout: float, output_activation: str = "tanh",
+                 pooling: str = "mean") -> None:
         super().__init__()
         self.bn = nn.BatchNorm1d(feature_dim)
         self.proj = nn.Linear(feature_dim, proj)
         self.gru = nn.GRU(proj, hidden, batch_first=True, bidirectional=True)
+        self.output = DependencyOutput(2 * hidden, output_activation)
+        self.pooling = pooling
         self.head = _head(2 * hidden, fc, num_classes, dropout)
 
     def encode(self, f: torch.Tensor) -> torch.Tensor:
-        """f: (B, K, D) key-slice features -> pooled (B, 2H) (mean of the BiGRU outputs)."""
+        """f: (B, K, D) key-slice features -> pooled (B, 2H) over the BiGRU outputs."""
         b, k, d = f.shape
         f = self.bn(f.reshape(b * k, d)).reshape(b, k, d)
-        y, _ = self.gru(F.relu(self.proj(f)))
-        return y.mean(dim=1)
+        a, _ = self.gru(F.relu(self.proj(f)))
+        return pool_slices(self.output(a), self.pooling)
 
 
 class DrCT2(nn.Module):
@@ -150,12 +167,20 @@ class DrCT2(nn.Module):
         class_names: tuple[str, ...] | None = None,
         zoom_size: int = 512,
         encoder: SliceEncoder | None = None,
+        standardize: bool = False,
+        output_activation: str = "tanh",
+        pooling: str = "sum",
+        aps_pooling: str = "mean",
+        rescale: bool = True,
     ) -> None:
         super().__init__()
         if selection not in ("attention", "random"):
             raise ValueError(f"selection must be 'attention' or 'random', got {selection!r}")
-        self.primary = DrCT1(num_classes, feature_dim, hidden, fc, dropout, class_names)
-        self.aps = APSNetwork(num_classes, feature_dim, hidden, hidden, fc, dropout)
+        self.primary = DrCT1(num_classes, feature_dim, hidden, fc, dropout, class_names,
+                             standardize=standardize, output_activation=output_activation,
+                             pooling=pooling, rescale=rescale)
+        self.aps = APSNetwork(num_classes, feature_dim, hidden, hidden, fc, dropout,
+                              output_activation, aps_pooling)
         self.fusion = _head(2 * hidden, fc, num_classes, dropout)
         self.num_classes = num_classes
         self.feature_dim = feature_dim
@@ -167,7 +192,8 @@ class DrCT2(nn.Module):
         self._gen = torch.Generator().manual_seed(int(seed))
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Primary-network input statistics (the APS network starts with batch norm)."""
+        """Primary-network input statistics, used with `standardize=True` (the APS network
+        starts with batch norm, as the paper writes)."""
         self.primary.set_feature_stats(mean, std)
 
     def _fuse(self, enc: dict[str, torch.Tensor], key_feats: torch.Tensor,
@@ -181,8 +207,12 @@ class DrCT2(nn.Module):
                 "feature_attention": enc["feature_attention"], "key_index": index}
 
     def _select(self, w: torch.Tensor) -> torch.Tensor:
+        """Key slices by attention, or at random: in training from torch's global generator
+        (saved and restored with the engine's checkpoints, so a resumed training draws what
+        an uninterrupted one would), in evaluation from the model's own seeded generator."""
         m_key = min(self.m_key, w.shape[1])
-        return select_key_slices(w, m_key, random=self.selection == "random", generator=self._gen)
+        return select_key_slices(w, m_key, random=self.selection == "random",
+                                 generator=None if self.training else self._gen)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (B, M, 2, D) features at working size [:, :, 0] and zoom size [:, :, 1]."""

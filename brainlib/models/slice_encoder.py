@@ -21,6 +21,25 @@ from brainlib.models.backbones import BackboneInit, _scaled_cfg, vgg16_features
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: encoder architectures: the paper's VGG-16 conv layers, or a shallow conv + batch-norm
+#: encoder (4 blocks of 3x3 conv-BN-ReLU, 16/32/64/64 channels x width/0.125, max-pool between)
+#: that trains from scratch on the small phantom pretraining set (VGG-16 without BN did not).
+ARCHS: tuple[str, ...] = ("vgg16", "small_bn")
+
+
+def small_bn_features(width: float = 0.125) -> nn.Sequential:
+    """The shallow encoder: conv-BN-ReLU blocks of 16, 32, 64, 64 channels (at width 0.125;
+    scaled linearly), 2x2 max-pool between blocks: 64 px slices -> 8 x 8 maps."""
+    chans = [max(4, int(round(c * width / 0.125))) for c in (16, 32, 64, 64)]
+    layers: list[nn.Module] = []
+    prev = 3
+    for i, c in enumerate(chans):
+        if i:
+            layers.append(nn.MaxPool2d(2))
+        layers += [nn.Conv2d(prev, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                   nn.ReLU(inplace=True)]
+        prev = c
+    return nn.Sequential(*layers)
 
 
 def weights_digest(module: nn.Module) -> str:
@@ -44,9 +63,20 @@ class SliceEncoder(nn.Module):
     """
 
     def __init__(self, width: float = 1.0, weights: str | bool | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, arch: str = "vgg16") -> None:
         super().__init__()
-        if weights is False:  # random initialisation even when $BRAINLIB_VGG16_WEIGHTS is set
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+        self.arch = arch
+        self.frozen = True
+        if arch == "small_bn":
+            if weights not in (False, None):
+                raise ValueError("the small_bn encoder has no ImageNet weights")
+            self.features = small_bn_features(width)
+            init = BackboneInit(False, "random initialisation",
+                                f"shallow conv+BN encoder (width {width}) from random "
+                                "initialisation")
+        elif weights is False:  # random initialisation even when $BRAINLIB_VGG16_WEIGHTS is set
             self.features = make_layers(_scaled_cfg(width, 3), batch_norm=False)
             init = BackboneInit(False, "random initialisation",
                                 "VGG-16 from random initialisation (asked for)")
@@ -58,7 +88,8 @@ class SliceEncoder(nn.Module):
                 if isinstance(module, nn.Conv2d):
                     nn.init.kaiming_normal_(module.weight, mode="fan_in",
                                             nonlinearity="relu", generator=gen)
-                    nn.init.zeros_(module.bias)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
             init = BackboneInit(False, init.source,
                                 f"{init.note}; seeded Kaiming-normal (fan-in) conv weights, "
                                 f"seed {seed}, frozen")
@@ -71,10 +102,11 @@ class SliceEncoder(nn.Module):
         self.eval()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, width: float, note: str) -> "SliceEncoder":
+    def from_pretrained(cls, path: str | Path, width: float, note: str,
+                        arch: str = "vgg16") -> "SliceEncoder":
         """A frozen encoder with conv weights from `path` (a `features` state dict written by
         `brainlib.papers.wang_drct2.encoder`); `note` says how they were trained."""
-        enc = cls(width, weights=False, seed=0)
+        enc = cls(width, weights=False, seed=0, arch=arch)
         state = torch.load(path, map_location="cpu", weights_only=True)
         enc.features.load_state_dict(state, strict=True)
         enc.init = BackboneInit(True, str(path), note)
@@ -87,8 +119,9 @@ class SliceEncoder(nn.Module):
         return weights_digest(self.features)
 
     def train(self, mode: bool = True) -> "SliceEncoder":
-        # Frozen: stays in eval mode whatever the parent does.
-        return super().train(False)
+        # Frozen: stays in eval mode whatever the parent does (batch norm included), except
+        # while it is being pretrained (`frozen = False`).
+        return super().train(mode and not self.frozen)
 
     def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> last conv block maps (N, D, h, w)."""

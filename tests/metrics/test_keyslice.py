@@ -76,3 +76,44 @@ def test_no_qualifying_scan_gives_nan_and_zero():
 def test_bad_input_raises(att, key, task, msg):
     with pytest.raises(ValueError, match=msg):
         key_slice_task(att, key, task)
+
+
+def test_repeated_slices_count_once_in_h_and_hits():
+    # a 3-slice scan sampled to 6 positions: slices 0,0,1,1,2,2; slice 2 is the only key slice
+    pos = np.array([[0, 0, 1, 1, 2, 2]])
+    key = np.array([[0, 0, 0, 0, 1, 1]], bool)
+    att = np.array([[0.30, 0.05, 0.25, 0.05, 0.20, 0.15]])
+    # without positions h = 2 and the top 2 (slices 0, 1) miss it: 0 %
+    assert key_slice_task(att, key, "comprehensive") == (0.0, 1)
+    # distinct slices: h = 1, ranking by best copy 0 (0.30) > 1 (0.25) > 2 (0.20): still 0 %
+    assert key_slice_task(att, key, "comprehensive", positions=pos) == (0.0, 1)
+    att2 = np.array([[0.10, 0.05, 0.25, 0.05, 0.40, 0.15]])  # slice 2 ranked first
+    assert key_slice_task(att2, key, "comprehensive", positions=pos) == (100.0, 1)
+    # 2 repeated key copies were 2 of the old h; distinct count is 1 for recall and difficult
+    assert key_slice_recall(att2, key, positions=pos) == (100.0, 1)
+    assert key_slice_recall(att2, key)[1] == 2
+    # easy needs >= 5 distinct key slices: 3 distinct slices repeated never qualify
+    full = np.ones((1, 6), bool)
+    assert key_slice_task(att2, full, "easy")[1] == 1
+    assert key_slice_task(att2, full, "easy", positions=pos)[1] == 0
+    # top 5 of the distinct slices: copies never fill the top with the same slice twice
+    pos3 = np.array([[0, 0, 0, 1, 1, 1, 2, 3, 4, 5]])
+    key3 = np.zeros((1, 10), bool)
+    key3[0, 9] = True                                     # slice 5, ranked 6th of positions
+    att3 = np.array([[9, 8, 7, 6, 5, 4, 3, 2, 1, 0.5]])
+    assert key_slice_task(att3, key3, "difficult") == (0.0, 1)
+    assert key_slice_task(att3, key3, "difficult", positions=pos3) == (0.0, 1)  # 6 distinct
+    pos4 = np.array([[0, 0, 0, 1, 1, 1, 2, 3, 4, 4]])  # 5 distinct: slice 4 is in the top 5
+    assert key_slice_task(att3, key3, "difficult", positions=pos4) == (100.0, 1)
+    # a slice is key when any copy is marked (its best copy, index 8, is the one kept)
+    assert key_slice_recall(att3, key3, positions=pos4) == (0.0, 1)
+
+
+def test_positions_without_repeats_change_nothing_and_bad_shape_raises():
+    rng = np.random.default_rng(1)
+    att, key = rng.random((5, 8)), rng.random((5, 8)) < 0.4
+    pos = np.tile(np.arange(8), (5, 1))
+    for task in ("easy", "difficult", "comprehensive"):
+        np.testing.assert_equal(key_slice_task(att, key, task, pos), key_slice_task(att, key, task))
+    with pytest.raises(ValueError, match="positions"):
+        key_slice_task(att, key, "easy", positions=pos[:, :4])

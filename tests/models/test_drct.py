@@ -170,3 +170,26 @@ def test_slice_encoder_is_a_leaf():
 
     assert drct.SliceEncoder is leaf.SliceEncoder
 
+
+
+def test_eq3_reads_raw_z_unless_standardisation_is_asked_and_eq4_output_layer_exists():
+    from brainlib.layers.sequence_attention import DependencyOutput
+
+    torch.manual_seed(0)
+    z = torch.rand(2, 5, D) * 3 + 1
+    m = DrCT1(3, feature_dim=D, hidden=8, fc=(8, 8)).eval()
+    assert isinstance(m.output, DependencyOutput) and isinstance(m.output.g, torch.nn.Tanh)
+    _, w_raw = m.feature_attention(z)
+    out = m(z)
+    assert torch.allclose(out["feature_attention"], w_raw)       # eq. 3 on z itself
+    m.set_feature_stats(torch.full((D,), 2.0), torch.full((D,), 0.5))
+    assert torch.equal(m(z)["logits"], out["logits"])           # stats unused by default
+    ms = DrCT1(3, feature_dim=D, hidden=8, fc=(8, 8), standardize=True).eval()
+    ms.load_state_dict(m.state_dict())
+    _, w_std = ms.feature_attention((z - 2.0) / 0.5)
+    assert torch.allclose(ms(z)["feature_attention"], w_std)
+    m2 = DrCT2(3, feature_dim=D, hidden=8, fc=(8, 8), m_key=2, output_activation="relu",
+               aps_pooling="sum").eval()
+    assert isinstance(m2.aps.output.g, torch.nn.ReLU) and m2.aps.pooling == "sum"
+    with pytest.raises(ValueError, match="activation"):
+        DrCT1(3, feature_dim=D, output_activation="swish")

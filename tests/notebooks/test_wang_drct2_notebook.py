@@ -24,13 +24,16 @@ def test_notebook_structure():
     first = nb.cells[0]
     assert first.cell_type == "code" and "parameters" in first.metadata.get("tags", [])
     for name in ("profile", "data_root", "out_dir", "device", "seed", "dataset", "folds",
-                 "epochs", "image_size", "zoom_size", "m_key", "max_studies", "encoder"):
+                 "epochs", "image_size", "zoom_size", "m_key", "max_studies", "encoder",
+                 "difficulty_sweep"):
         assert f"{name} =" in first.source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert sum(len(c.source.splitlines()) for c in code) < 100
     sources = "\n".join(c.source for c in code)
     assert "exp = wang_drct2.setup(" in sources and "exp.finish()" in sources
     assert "record_claims(exp" in sources and "measured_value" in sources
+    assert 'exp.check(c.name, c.value, c.floor, c.what, enforce=profile != "smoke")' in sources
+    assert "fig_difficulty_sweep" in sources
     assert "reproduced_value" not in sources and "run.save_" not in sources
     for c in code:
         assert not any(line.lstrip().startswith(("def ", "class ")) for line in c.source.splitlines())
@@ -49,7 +52,12 @@ def test_notebook_smoke_run(tmp_path, brainlib_kernel, monkeypatch):
     tables = {p.stem for p in (out / "tables").glob("*.csv")}
     assert {"table1", "table2", "table3", "table4",
             "table5", "table6", "table7",
-            "table8", "ttest_drct2_vs_drct1", "claims", "audit"} <= tables
+            "table8", "ttest_drct2_vs_drct1", "claims", "audit", "instrument_checks",
+            "ablation_feature_norm"} <= tables
+    checks = pd.read_csv(out / "tables" / "instrument_checks.csv")
+    assert set(checks["check"]) == {"cq500/drct2/macro_auc", "rsna/drct2/macro_auc",
+                                    "rsna/drct2/key_slice_comprehensive_vs_random"}
+    assert (checks["status"] == "not enforced").all()    # smoke: recorded, not judged
     figs = {p.name for p in (out / "figures").iterdir()}
     for stem in ("fig5_precision_recall", "fig6_mkey", "fig7_top5_positions",
                  "fig8_per_disease_accuracy", "fig2_report_1", "fig2_report_2"):

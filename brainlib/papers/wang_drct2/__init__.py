@@ -19,6 +19,9 @@ from typing import Any, Mapping
 
 from brainlib.experiment import Experiment, open_experiment
 from brainlib.papers.wang_drct2.claims import record_claims
+from brainlib.papers.wang_drct2.controls import (AUC_FLOOR, KEY_SLICE_RATIO, SWEEP_DIFFICULTIES,
+                                                 comprehensive_ratio, difficulty_sweep,
+                                                 fig_difficulty_sweep, positive_controls)
 from brainlib.papers.wang_drct2.crossval import CVResult, Variant, build_model, \
     cross_validate, variants_for
 from brainlib.papers.wang_drct2.data import PAPER, ScanData, SequenceSet, feature_key, \
@@ -29,7 +32,7 @@ from brainlib.papers.wang_drct2.figures import fig2_report, fig5_curves, fig6_mk
 from brainlib.papers.wang_drct2.scans import attention_example, report_scans, time_per_scan
 from brainlib.papers.wang_drct2.settings import DATASETS, LAYOUT_LABEL, WangDrct2Settings, \
     datasets_for, settings_for
-from brainlib.papers.wang_drct2.tables import fig6_table, per_class_accuracy, \
+from brainlib.papers.wang_drct2.tables import feature_norm_table, fig6_table, per_class_accuracy, \
     predictions_frame, table1, table2, table3, table4, table5, table6, table7, table8, \
     top5_positions, ttest_folds
 
@@ -62,6 +65,14 @@ CAPTIONS: dict[str, str] = {
                             "are optimistic",
     "fig6_data": "Fig. 6: DrCT2 macro F1 when the APS network reads m_key slices chosen by "
                  "attention vs at random",
+    "ablation_feature_norm": "DrCT2 with and without per-feature standardisation of z before "
+                             "eq. 3's softmax (the paper has none); macro P/R/F1 and ROC AUC on "
+                             "pooled out-of-fold predictions",
+    "difficulty_sweep": "DrCT1 and DrCT2 scan-level macro ROC AUC (out-of-fold, patient "
+                        "bootstrap 95% CI) against the phantom difficulty knob; same settings "
+                        "and frozen encoder at every difficulty (not in the paper)",
+    "fig_difficulty_sweep": "DrCT2 vs DrCT1 scan-level macro AUC against phantom difficulty "
+                            "(lesion contrast, size, noise); shaded: 95% CI",
 }
 
 
@@ -86,7 +97,7 @@ def prepare(exp: Experiment, weights: str | None = None,
             progress: bool = False) -> dict[str, ScanData]:
     """Open and encode every dataset of the run; record provenance and the data source."""
     out = {}
-    with exp.timed("prepare_data"):
+    with exp.timed("prepare_data"), exp.threads(exp.settings.encode_threads):
         for name in datasets_for(exp.run.params.get("dataset", "both")):
             out[name] = prepare_data(name, exp.settings, exp.data_root, seed=exp.seed,
                                      weights=weights, progress=progress,
@@ -100,15 +111,18 @@ def cross_validate_all(exp: Experiment, datas: Mapping[str, ScanData],
     """Cross-validate every variant on every dataset; training times go to the run notes."""
     cvs = {}
     for name, data in datas.items():
-        with exp.timed(f"cross_validate_{name}"):
+        with exp.timed(f"cross_validate_{name}"), exp.threads(exp.settings.train_threads):
             cvs[name] = cross_validate(data, exp.settings, seed=exp.seed,
-                                       device=str(exp.device), progress=progress)
+                                       device=str(exp.device), progress=progress,
+                                       checkpoint_dir=exp.checkpoint_dir)
         exp.note(f"{name}: training seconds per variant " +
                  ", ".join(f"{k} {v:.1f}" for k, v in cvs[name].seconds.items()))
     return cvs
 
 
 __all__ = [
+    "AUC_FLOOR", "KEY_SLICE_RATIO", "SWEEP_DIFFICULTIES", "comprehensive_ratio",
+    "difficulty_sweep", "fig_difficulty_sweep", "feature_norm_table", "positive_controls",
     "CAPTIONS", "CVResult", "DATASETS", "LAYOUT_LABEL", "PAPER", "ScanData", "SequenceSet",
     "Variant", "WangDrct2Settings", "attention_example", "build_model", "cross_validate",
     "cross_validate_all", "datasets_for", "feature_key", "fig2_report", "fig5_curves",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -66,6 +67,7 @@ class Variant:
     inputs: str  # "base" | "zoom" | "both" | "base_twice" | "window"
     m_key: int | None = None
     label: str = ""
+    flip_standardize: bool = False  # the feature-standardisation ablation (eq. 3 vs ours)
 
 
 def _cq500_ablations(s: WangDrct2Settings, m: int, mk: int) -> list[Variant]:
@@ -85,6 +87,14 @@ def _cq500_ablations(s: WangDrct2Settings, m: int, mk: int) -> list[Variant]:
     return out
 
 
+def norm_ablation(mk: int, s: WangDrct2Settings) -> Variant:
+    """DrCT2 with the other choice of feature standardisation before eq. 3's softmax."""
+    label = ("DrCT2, eq. 3 on raw z" if s.feature_standardize
+             else "DrCT2, z standardised before eq. 3")
+    return Variant("drct2_norm_ablation", "drct2", "mse", "both", mk, label=label,
+                   flip_standardize=True)
+
+
 def variants_for(name: str, s: WangDrct2Settings) -> list[Variant]:
     """The configurations trained on dataset `name` (core first, then ablations)."""
     m = s.of("seq_len", name)
@@ -93,7 +103,8 @@ def variants_for(name: str, s: WangDrct2Settings) -> list[Variant]:
            Variant("drct2", "drct2", "mse", "both", mk, label="DrCT2")]
     if not s.ablations:
         return out
-    out.append(Variant("drct2_bce", "drct2", "bce", "both", mk, label="DrCT2 (BCE/BCE)"))
+    out += [Variant("drct2_bce", "drct2", "bce", "both", mk, label="DrCT2 (BCE/BCE)"),
+            norm_ablation(mk, s)]
     if name == "cq500":
         return out + _cq500_ablations(s, m, mk)
     return out + [Variant("slice_baseline", "drct_slice_baseline", "slice", "base",
@@ -116,10 +127,13 @@ def build_model(v: Variant, data: ScanData, s: WangDrct2Settings, seed: int) -> 
                   dropout=s.dropout, class_names=data.classes)
     if v.model == "drct_slice_baseline":
         return create_model(v.model, **common)
+    standardize = (not s.feature_standardize) if v.flip_standardize else s.feature_standardize
+    primary = dict(hidden=s.hidden, standardize=bool(standardize), rescale=s.feature_rescale,
+                   output_activation=s.output_activation, pooling=s.slice_pooling)
     if v.model == "drct1":
-        return create_model(v.model, hidden=s.hidden, **common)
-    return create_model(v.model, hidden=s.hidden, m_key=v.m_key, seed=seed,
-                        zoom_size=s.zoom_size, **common)
+        return create_model(v.model, **primary, **common)
+    return create_model(v.model, m_key=v.m_key, seed=seed, zoom_size=s.zoom_size,
+                        aps_pooling=s.aps_pooling, **primary, **common)
 
 
 class Slim(nn.Module):
@@ -213,8 +227,12 @@ def _fusion_window(model: nn.Module, loader: Any, device: str, width: int) -> tu
 
 # --------------------------------------------------------------------------- training
 def _train_variant(v: Variant, data: ScanData, s: WangDrct2Settings, train_loader: Any,
-                   test_loader: Any, input_fn: Callable, run_seed: int, dev: str) -> Any:
-    """Train one variant on one fold (last epoch kept; DrCT2 logs held-out P/R per epoch)."""
+                   test_loader: Any, input_fn: Callable, run_seed: int, dev: str,
+                   checkpoint_dir: Path | None = None) -> Any:
+    """Train one variant on one fold (last epoch kept; DrCT2 logs held-out P/R per epoch).
+
+    With `checkpoint_dir` every epoch is checkpointed and a rerun resumes (a finished
+    training is loaded, not retrained)."""
     seed_everything(run_seed)
     model = build_model(v, data, s, run_seed)
     losses = slice_level_losses() if v.loss == "slice" else drct_losses(v.model, v.loss)
@@ -226,23 +244,29 @@ def _train_variant(v: Variant, data: ScanData, s: WangDrct2Settings, train_loade
     return fit(model, train_loader, test_loader if curve else None, losses=losses,
                epochs=int(s.epochs), lr=s.lr_primary, param_groups=groups, monitor="epoch",
                mode="max", metric_fn=_metric_fn if curve else None, device=dev, seed=run_seed,
-               progress=False, input_fn=input_fn)
+               progress=False, input_fn=input_fn, checkpoint_dir=checkpoint_dir,
+               resume=checkpoint_dir is not None)
 
 
 def cross_validate(data: ScanData, s: WangDrct2Settings, seed: int = 0, device: str = "auto",
-                   variants: Sequence[Variant] | None = None,
-                   progress: bool = False) -> CVResult:
+                   variants: Sequence[Variant] | None = None, progress: bool = False,
+                   checkpoint_dir: Callable[[str], Path] | None = None,
+                   threads: int | None = None) -> CVResult:
     """k-fold CV (patients never split) of every variant; returns out-of-fold results.
 
     Each fold trains every variant of `variants_for` (or `variants`) with `engine.fit` on
     the training scans' sequences (extra sequences included) for ``epochs`` epochs, without
     model selection on the held-out fold (the last epoch is kept; DrCT2 also logs held-out
     precision/recall per epoch for Fig. 5), then predicts the held-out scans' first sequence.
-    Training runs with `train_threads` torch threads. Same seed, same result on CPU.
+    `checkpoint_dir(name)` (e.g. ``exp.checkpoint_dir``) gives each training's checkpoint
+    folder, ``name = f"{variant}-{dataset}-fold{k}"``: rerunning after a kill resumes, and
+    finished folds are not retrained. `threads`: torch threads while training (None leaves
+    torch's setting). Same seed, same result on CPU.
     """
-    with torch_threads(s.train_threads):
+    with torch_threads(threads):
         return _cross_validate(data, s, seed, str(resolve_device(device)),
-                               list(variants or variants_for(data.name, s)), progress)
+                               list(variants or variants_for(data.name, s)), progress,
+                               checkpoint_dir)
 
 
 def _empty_result(data: ScanData, s: WangDrct2Settings, variants: list[Variant],
@@ -257,7 +281,8 @@ def _empty_result(data: ScanData, s: WangDrct2Settings, variants: list[Variant],
 
 
 def _cross_validate(data: ScanData, s: WangDrct2Settings, seed: int, dev: str,
-                    variants: list[Variant], progress: bool) -> CVResult:
+                    variants: list[Variant], progress: bool,
+                    checkpoint_dir: Callable[[str], Path] | None = None) -> CVResult:
     cv = _empty_result(data, s, variants, dev)
     folds = kfold_split(data.labels, int(s.of("folds", data.name)), seed=seed,
                         groups=data.groups)
@@ -277,7 +302,10 @@ def _cross_validate(data: ScanData, s: WangDrct2Settings, seed: int, dev: str,
             raise ValueError("model fusion needs DrCT2 trained first in the same fold")
         input_fn = _input_fn(v, cv.windows.get(fold))
         t0 = time.perf_counter()
-        result = _train_variant(v, data, s, train_loader, test_loader, input_fn, run_seed, dev)
+        ckpt = (checkpoint_dir(f"{v.name}-{data.name}-fold{fold}")
+                if checkpoint_dir is not None else None)
+        result = _train_variant(v, data, s, train_loader, test_loader, input_fn, run_seed, dev,
+                                ckpt)
         cv.seconds[v.name] += time.perf_counter() - t0
         rows.append(_store_fold(cv, v, fold, result, test_loader, input_fn, test_idx))
         if v.name == "drct2":

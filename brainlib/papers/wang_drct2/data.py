@@ -32,8 +32,8 @@ from brainlib.data.synth import ensure_phantoms
 from brainlib.engine import resolve_device
 from brainlib.experiment import Experiment
 from brainlib.models.slice_encoder import SliceEncoder
-from brainlib.papers.wang_drct2.encoder import (PretrainedEncoder, encode_scan, make_encoder,
-                                                resolve_encoder)
+from brainlib.papers.wang_drct2.encoder import (PretrainedEncoder, certain_slice_labels,
+                                                encode_scan, make_encoder, resolve_encoder)
 from brainlib.papers.wang_drct2.settings import LAYOUT_LABEL, WangDrct2Settings
 from brainlib.paths import cache_dir
 from brainlib.report import DataSource
@@ -82,7 +82,7 @@ def open_dataset(name: str, root: Path | None, s: WangDrct2Settings) -> Any:
     """Open the CQ500 or RSNA (series view) dataset; phantoms are generated once and cached."""
     if root is None:
         root = ensure_phantoms(name, s.of("phantom_studies", name), s.phantom_seed,
-                               s.phantom_size, s.difficulty)
+                               s.phantom_size, s.difficulty, label_size=s.phantom_label_size)
     kwargs = dict(size=s.image_size, max_studies=s.of("max_studies", name),
                   seed=s.phantom_seed, progress=False)
     if name == "cq500":
@@ -90,11 +90,18 @@ def open_dataset(name: str, root: Path | None, s: WangDrct2Settings) -> Any:
     return RSNADataset(root, view="series", **kwargs)
 
 
-def _slice_label_matrix(ds: Any, i: int, classes: Sequence[str]) -> np.ndarray | None:
-    """Per-slice labels of scan `i` in `classes` order (None when the layout has none)."""
+def _slice_label_matrix(ds: Any, i: int, classes: Sequence[str],
+                        certain: Any = None) -> np.ndarray | None:
+    """Per-slice labels of scan `i` in `classes` order (None when the layout has none).
+
+    `certain` (phantoms with a label rule, `certain_slice_labels`): the truth's labels with
+    slices whose lesion is too small to see at the working size as NaN."""
     sl = ds.slice_labels(i)
     if sl is None:
         return None
+    if certain is not None:
+        return certain.loc[list(ds.metadata.at[i, "slice_ids"]), list(classes)].to_numpy(
+            np.float32)
     sl = np.asarray(sl, dtype=np.float32)
     names = getattr(ds, "slice_classes", None) or tuple(classes)
     cols = [list(names).index(c) for c in classes]
@@ -141,10 +148,12 @@ def _encode_dataset(name: str, ds: Any, encoder: SliceEncoder, folder: Path,
 
 def prepare_data(name: str, s: WangDrct2Settings, data_root: Any = None, seed: int = 0,
                  weights: str | None = None, progress: bool = False,
-                 device: str = "auto") -> ScanData:
+                 device: str = "auto",
+                 encoder_settings: WangDrct2Settings | None = None) -> ScanData:
     """Open dataset `name` and return its slice features, computed once and cached
     (on `device`; features are stored as float32 on disk and do not depend on it beyond
-    floating-point rounding).
+    floating-point rounding). `encoder_settings` (default `s`) choose the frozen encoder, so a
+    difficulty sweep keeps the run's encoder while the phantoms change.
 
     Raises ValueError when the dataset's classes are not the paper's, it has no usable
     scan, or cached features do not match it.
@@ -158,8 +167,11 @@ def prepare_data(name: str, s: WangDrct2Settings, data_root: Any = None, seed: i
         raise ValueError(f"{name}: dataset classes {classes} differ from {expected}")
     if len(ds) == 0:
         raise ValueError(f"{name}: no usable scan under {getattr(ds, 'root', root)}")
-    kind = resolve_encoder(s, weights)
-    encoder, pre = make_encoder(kind, s, seed, weights, device=device, progress=progress)
+    certain = (certain_slice_labels(ds.root, list(classes))
+               if root is None and name == "rsna" else None)
+    kind = resolve_encoder(encoder_settings or s, weights)
+    encoder, pre = make_encoder(kind, encoder_settings or s, seed, weights, device=device,
+                                progress=progress)
     folder = cache_dir(PAPER, "features") / f"{name}-{feature_key(name, ds, s, seed, encoder)}"
     cached = (folder / "features.npy").is_file() and (folder / "offsets.npy").is_file()
     if not cached:
@@ -173,7 +185,7 @@ def prepare_data(name: str, s: WangDrct2Settings, data_root: Any = None, seed: i
         name=name, classes=classes, dataset=ds, features=features, offsets=offsets,
         labels=np.asarray(ds.labels, dtype=np.float32), case_ids=ds.ids,
         groups=np.asarray(ds.groups).astype(str),
-        slice_labels=[_slice_label_matrix(ds, i, classes) for i in range(len(ds))],
+        slice_labels=[_slice_label_matrix(ds, i, classes, certain) for i in range(len(ds))],
         seq_len=int(s.of("seq_len", name)), encoder_note=encoder.init.note,
         cache_path=folder, cached=cached, seconds=time.perf_counter() - t0,
         skipped=list(getattr(ds, "skipped", [])), encoder_kind=kind, pretrained=pre,

@@ -44,14 +44,17 @@ from brainlib._atomic import atomic_path, atomic_write
 from brainlib.data import RSNADataset
 from brainlib.data.sequences import load_all_slices
 from brainlib.data.synth import GENERATOR_VERSION, ensure_phantoms
+from brainlib.data.synth.head_ct import FRACTURE
+from brainlib.data.synth.truth import load_truth
 from brainlib.engine import fit, make_loader, predict, resolve_device, seed_everything
 from brainlib.layers.sequence_attention import zoom_slices
+from brainlib.metrics.multilabel import masked_bce
 from brainlib.models.slice_encoder import SliceEncoder
 from brainlib.papers.wang_drct2.settings import ENCODERS, WangDrct2Settings
 from brainlib.paths import cache_dir
 
 WEIGHTS_ENV = "BRAINLIB_VGG16_WEIGHTS"
-PRETRAIN_VERSION = "1"
+PRETRAIN_VERSION = "2"
 #: Offset added to the evaluation phantom seed for the pretraining phantoms (disjoint subjects).
 SEED_OFFSET = 10_000
 
@@ -71,6 +74,8 @@ class PretrainSpec:
     batch: int = 32
     lr: float = 1e-3
     val_fraction: float = 0.2
+    label_size: int | None = None  # label rule at the working size (truth sidecar)
+    arch: str = "vgg16"
 
     def key(self) -> str:
         ident = {**asdict(self), "version": PRETRAIN_VERSION, "phantoms": str(GENERATOR_VERSION)}
@@ -91,9 +96,14 @@ class PretrainedEncoder:
     @property
     def note(self) -> str:
         s, m = self.spec, self.summary
-        return (f"VGG-16 (width {s.width}) pretrained here on RSNA-layout phantoms disjoint from "
-                f"the evaluation data (phantom seed {s.phantom_seed}, {s.studies} studies, "
-                f"{m['train_slices']} training slices, per-slice labels any + 5 subtypes, "
+        name = ("VGG-16" if s.arch == "vgg16" else "shallow conv+BN encoder (4 blocks)")
+        labels = ", ".join(m.get("classes", [])) or "any + 5 subtypes"
+        rule = (f", slices with lesions < 8 px at {s.label_size} px ignored" if s.label_size
+                else "")
+        return (f"{name} (width {s.width}) pretrained here on RSNA-layout phantoms disjoint from "
+                f"the evaluation data (phantom seed {s.phantom_seed}, difficulty "
+                f"{s.difficulty}, {s.studies} studies, "
+                f"{m['train_slices']} training slices, per-slice labels {labels}{rule}, "
                 f"{s.image_size}px, {s.epochs} epochs, engine.fit seed {s.seed}); held-out "
                 f"slice-level macro AUC {m['val_auc']:.3f} on {m['val_slices']} slices of "
                 f"{m['val_patients']} pretraining patients; then frozen (substitute for "
@@ -103,9 +113,10 @@ class PretrainedEncoder:
 class SliceClassifier(nn.Module):
     """SliceEncoder (trainable during pretraining) + one linear layer -> per-slice logits."""
 
-    def __init__(self, width: float, num_classes: int, seed: int) -> None:
+    def __init__(self, width: float, num_classes: int, seed: int, arch: str = "vgg16") -> None:
         super().__init__()
-        self.encoder = SliceEncoder(width, weights=False, seed=seed)
+        self.encoder = SliceEncoder(width, weights=False, seed=seed, arch=arch)
+        self.encoder.frozen = False
         for p in self.encoder.features.parameters():
             p.requires_grad_(True)
         self.head = nn.Linear(self.encoder.out_dim, num_classes)
@@ -125,37 +136,58 @@ class _SliceSet(torch.utils.data.Dataset):
         return {"x": self.x[i], "y": self.y[i], "id": self.ids[i]}
 
 
+def certain_slice_labels(root: Path, classes: list[str]) -> Any:
+    """The phantom truth's slice labels (DataFrame by image id, `classes` columns) with slices
+    whose lesion is too small to see at the tree's label size as NaN; None when the tree was
+    written without a label rule."""
+    truth = load_truth(root)
+    return None if truth.label_size is None else truth.certain_labels(classes)
+
+
 def load_phantom_slices(spec: PretrainSpec) -> tuple[torch.Tensor, torch.Tensor, np.ndarray,
                                                       list[str], tuple[str, ...]]:
     """All windowed slices (N, 3, S, S), per-slice labels (N, C), patient of each slice,
-    slice ids and class names of the pretraining phantoms (generated once, cached)."""
+    slice ids and class names of the pretraining phantoms (generated once, cached).
+
+    Labels: any + the five subtypes + calvarial fracture from the truth sidecar, slices whose
+    lesion covers fewer than the label rule's pixels at the working size as NaN (masked in the
+    loss and the AUC); trees written without a label rule give the CSV's labels."""
     root = ensure_phantoms("rsna", spec.studies, spec.phantom_seed, spec.phantom_size,
-                           spec.difficulty)
+                           spec.difficulty, label_size=spec.label_size)
     ds = RSNADataset(root, view="series", size=spec.image_size, seed=spec.phantom_seed,
                      progress=False)
+    classes = list(getattr(ds, "slice_classes", None) or ds.classes) + [FRACTURE]
+    certain = certain_slice_labels(root, classes)
     xs, ys, groups, ids = [], [], [], []
     for i in range(len(ds)):
         x = load_all_slices(ds, i)
-        y = ds.slice_labels(i)
+        if certain is not None:
+            y = certain.loc[list(ds.metadata.at[i, "slice_ids"])].to_numpy(np.float32)
+        else:
+            y = ds.slice_labels(i)
+            y = None if y is None else np.asarray(y, np.float32)[:, :len(classes) - 1]
         if y is None or len(y) != len(x):
             raise ValueError(f"{root}: scan {ds.ids[i]} has no per-slice labels for every slice")
         xs.append(x.float())
-        ys.append(torch.from_numpy(np.nan_to_num(np.asarray(y, np.float32))))
+        ys.append(torch.from_numpy(np.array(y, np.float32)))
         groups += [str(ds.groups[i])] * len(x)
         ids += [f"{ds.ids[i]}:{k}" for k in range(len(x))]
-    classes = tuple(getattr(ds, "slice_classes", None) or ds.classes)
-    return torch.cat(xs), torch.cat(ys), np.asarray(groups), ids, classes
+    return (torch.cat(xs), torch.cat(ys), np.asarray(groups), ids,
+            tuple(classes[:ys[0].shape[1]]))
 
 
 def _macro_auc(preds: Any) -> dict[str, float]:
     y, p = np.asarray(preds.y_true), np.asarray(preds.y_score)
-    aucs = [roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1])
-            if 0 < y[:, j].sum() < len(y)]
+    aucs = []
+    for j in range(y.shape[1]):
+        known = ~np.isnan(y[:, j])
+        if 0 < y[known, j].sum() < known.sum():
+            aucs.append(roc_auc_score(y[known, j], p[known, j]))
     return {"auc": float(np.mean(aucs)) if aucs else float("nan")}
 
 
 def _bce(out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(out, batch["y"].to(out.dtype))
+    return masked_bce(out, batch["y"].to(out.dtype))
 
 
 def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = False,
@@ -177,7 +209,7 @@ def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = F
     train_set = _SliceSet(x[tr], y[tr], [ids[i] for i in tr])
     val_set = _SliceSet(x[va], y[va], [ids[i] for i in va])
     seed_everything(spec.seed)
-    model = SliceClassifier(spec.width, y.shape[1], spec.seed)
+    model = SliceClassifier(spec.width, y.shape[1], spec.seed, spec.arch)
     result = fit(model, make_loader(train_set, spec.batch, shuffle=True, seed=spec.seed),
                  make_loader(val_set, 256), losses=[("bce", _bce, 1.0)], epochs=spec.epochs,
                  lr=spec.lr, monitor="auc", mode="max", metric_fn=_macro_auc, device=device,
@@ -192,7 +224,7 @@ def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = F
         "val_auc_per_epoch": [float(v) for v in hist["auc"]] if "auc" in hist else [],
         "train_loss_per_epoch": ([float(v) for v in hist["train_loss"]]
                                  if "train_loss" in hist else []),
-        "positive_rate": [float(v) for v in y[tr].mean(0)],
+        "positive_rate": [float(v) for v in np.nanmean(y[tr].numpy(), 0)],
         "train_seconds": time.perf_counter() - t0,
     }
     if cache:
@@ -239,7 +271,8 @@ def pretrain_spec(s: WangDrct2Settings, seed: int) -> PretrainSpec:
         width=float(s.width), image_size=int(s.image_size), studies=int(s.pretrain_studies),
         phantom_seed=int(s.phantom_seed) + SEED_OFFSET, phantom_size=int(s.phantom_size),
         difficulty=float(s.difficulty), epochs=int(s.pretrain_epochs), seed=int(seed),
-        batch=int(s.pretrain_batch), lr=float(s.pretrain_lr))
+        batch=int(s.pretrain_batch), lr=float(s.pretrain_lr), label_size=s.phantom_label_size,
+        arch=str(s.encoder_arch))
 
 
 def make_encoder(kind: str, s: WangDrct2Settings, seed: int = 0, weights: str | None = None,
@@ -250,13 +283,13 @@ def make_encoder(kind: str, s: WangDrct2Settings, seed: int = 0, weights: str | 
     if kind == "imagenet":
         return SliceEncoder(s.width, weights or os.environ.get(WEIGHTS_ENV), seed=seed), None
     if kind == "random":
-        return SliceEncoder(s.width, False, seed=seed), None
+        return SliceEncoder(s.width, False, seed=seed, arch=s.encoder_arch), None
     if kind != "phantom_pretrained":
         raise ValueError(f"unknown encoder kind {kind!r}")
     with torch_threads(None):
         pre = pretrain_encoder(pretrain_spec(s, seed), device=str(resolve_device(device)),
                                progress=progress)
-    return SliceEncoder.from_pretrained(pre.path, s.width, pre.note), pre
+    return SliceEncoder.from_pretrained(pre.path, s.width, pre.note, s.encoder_arch), pre
 
 
 def encode_scan(encoder: SliceEncoder, slices: torch.Tensor, zoom_size: int,

@@ -35,6 +35,10 @@ class WangDrct2Settings(Settings):
     phantom_size: int = runtime(512, "phantom slice size in pixels (CT's native 512)")
     difficulty: float = runtime(0.5, "phantom lesion conspicuity (realistic)")
     phantom_seed: int = runtime(0, "seed of the phantom generator and of study selection")
+    phantom_label_size: Any = runtime(None, "slice-label rule at this working size (truth "
+                                            "sidecar: slices whose lesion covers < 8 px at it "
+                                            "are uncertain, NaN in key-slice tasks and encoder "
+                                            "pretraining); None: the CSV's native-size labels")
     cq500_min_thickness: float = paper(0.0, f"{_TRAIN}: every scan is sampled, thin 0.625 mm "
                                             "ones included")
     seq_len_cq500: int = paper(32, f"{_TRAIN}: fixed-length sampling, 32 slices for CQ500")
@@ -58,11 +62,23 @@ class WangDrct2Settings(Settings):
     dropout: float = paper(0.5, "Sec. V.A.3: dropout rate 0.5")
     hidden: int = ours(256, "BiGRU width; the paper gives none")
     fc: tuple = ours((256, 128), "widths of the three FC layers' hidden units; not given")
+    feature_standardize: bool = paper(False, "Sec. V.A.1, eq. 3: the softmax reads the "
+                                             "encoder output z itself")
+    feature_rescale: bool = ours(True, "eq. 3's merge x = z * w scaled by D (a constant: a "
+                                       "uniform attention leaves z unchanged instead of "
+                                       "shrinking every BiGRU input D-fold)")
+    output_activation: str = ours("tanh", "g of eq. 4 (output layer W_y, b_y of every BiGRU "
+                                          "step) is not named; width kept at 2 x hidden")
+    slice_pooling: str = ours("sum", "eqs. 5-6: how the attention-weighted matrix reaches "
+                                     "the FC layers is not said; sum over slices")
+    aps_pooling: str = ours("mean", "Sec. V.B: how the APS BiGRU outputs reach its FC layers "
+                                    "is not said; mean over the key slices")
     # slice encoder ("auto": ImageNet file if given, else random; pretraining on phantoms
     # of another seed on request)
     encoder: str = ours("auto", "ImageNet VGG-16 from a local file if given, else frozen random "
                                 "weights (no ImageNet weights offline; phantom pretraining "
                                 "measured worse on quick)")
+    encoder_arch: str = paper("vgg16", "Sec. V.A: VGG-16 conv layers, adaptive max-pool")
     pretrain_studies: int = ours(200, "phantom studies for the optional encoder pretraining")
     pretrain_epochs: int = ours(10, "epochs of the optional encoder pretraining")
     pretrain_batch: int = ours(32, "batch of the optional encoder pretraining")
@@ -73,11 +89,15 @@ class WangDrct2Settings(Settings):
     n_boot: int = runtime(1000, "bootstrap resamples of every CI")
     train_threads: int = runtime(1, "torch threads while training (tiny GRU heads: one "
                                     "thread avoids contention on a shared CPU)")
+    encode_threads: int = runtime(2, "torch threads while encoding slices and pretraining "
+                                     "the encoder (conv layers use both cores)")
 
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "quick": {
             "phantom_studies_cq500": 48, "phantom_studies_rsna": 48,
             "phantom_size": 128, "cq500_min_thickness": 2.5,
+            "difficulty": 0.0, "phantom_label_size": 64,
+            "encoder": "phantom_pretrained", "encoder_arch": "small_bn",
             "seq_len_cq500": 16, "seq_len_rsna": 14,
             "folds_cq500": 3, "folds_rsna": 3,
             "batch_cq500": 8, "batch_rsna": 8,
@@ -86,7 +106,7 @@ class WangDrct2Settings(Settings):
             "m_key": 8, "fig6_m_keys": (4, 8, 16),
             "width": 0.125, "hidden": 64, "fc": (64, 32),
             "report_scans": 4, "n_boot": 100,
-            "pretrain_studies": 48, "pretrain_epochs": 8,
+            "pretrain_studies": 48, "pretrain_epochs": 6,
         },
         "smoke": {
             "phantom_studies_cq500": 12, "phantom_studies_rsna": 12,

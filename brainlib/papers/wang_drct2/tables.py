@@ -103,6 +103,23 @@ def table3(exp: Experiment | None, cvs: Mapping[str, CVResult] | Sequence[CVResu
     return pd.DataFrame(rows)
 
 
+def feature_norm_table(cvs: Mapping[str, CVResult] | Sequence[CVResult]) -> pd.DataFrame:
+    """DrCT2 with the run's feature standardisation choice vs the other one (eq. 3 reads raw
+    z; standardising it first is our deviation): macro P/R/F1 and macro ROC AUC."""
+    rows = []
+    for cv in as_list(cvs):
+        if "drct2_norm_ablation" not in cv.scores:
+            continue
+        std = bool(cv.settings.feature_standardize)
+        for v, on in (("drct2", std), ("drct2_norm_ablation", not std)):
+            rows.append({"dataset": LAYOUT_LABEL[cv.name], "model": "DrCT2",
+                         "z_before_softmax": "standardised (deviation)" if on
+                         else "raw, as eq. 3",
+                         **paper_units(cv.metrics(v)),
+                         "auc_macro": round(macro_auc(cv.data.labels, cv.scores[v]), 4)})
+    return pd.DataFrame(rows)
+
+
 def table4(cv: CVResult) -> pd.DataFrame:
     """Table 4 (CQ500): resolution strategies."""
     s = cv.settings
@@ -130,14 +147,16 @@ def random_attention(shape: tuple[int, int], draws: int, seed: int) -> list[np.n
 def table5(cv: CVResult, draws: int = 20, seed: int = 0) -> pd.DataFrame:
     """Table 5: the three key-slice tasks, DrCT1 vs DrCT2 (key = per-slice 'any' labels),
     beside the chance level of random slice rankings (mean of `draws` seeded draws; not in
-    the paper, added to read the numbers)."""
-    key = cv.key("any")
+    the paper, added to read the numbers). Slices repeated in a short scan's sequence count
+    once (`cv.positions`)."""
+    key, pos = cv.key("any"), cv.positions
     rand = random_attention(key.shape, draws, seed)
     rows = []
     for task in TASKS:
-        a1, n = key_slice_task(cv.attention["drct1"], key, task)
-        a2, _ = key_slice_task(cv.attention["drct2"], key, task)
-        chance = np.mean([key_slice_task(r, key, task)[0] for r in rand]) if n else np.nan
+        a1, n = key_slice_task(cv.attention["drct1"], key, task, pos)
+        a2, _ = key_slice_task(cv.attention["drct2"], key, task, pos)
+        chance = (np.mean([key_slice_task(r, key, task, pos)[0] for r in rand]) if n
+                  else np.nan)
         rows.append({"task": f"{task.capitalize()} task", "scans": n,
                      "DrCT1_%": round(a1, 2), "DrCT2_%": round(a2, 2),
                      "random_ranking_%": round(float(chance), 2)})
@@ -155,10 +174,11 @@ def table6(cv: CVResult) -> pd.DataFrame:
     rows = []
     rand = random_attention(cv.positions.shape, 20, 0)
     for cls in table6_classes(cv):
-        key = cv.key(cls)
-        a1, amount = key_slice_recall(cv.attention["drct1"], key)
-        a2, _ = key_slice_recall(cv.attention["drct2"], key)
-        chance = np.mean([key_slice_recall(r, key)[0] for r in rand]) if amount else np.nan
+        key, pos = cv.key(cls), cv.positions
+        a1, amount = key_slice_recall(cv.attention["drct1"], key, pos)
+        a2, _ = key_slice_recall(cv.attention["drct2"], key, pos)
+        chance = (np.mean([key_slice_recall(r, key, pos)[0] for r in rand]) if amount
+                  else np.nan)
         rows.append({"disease": RSNA_SHORT.get(cls, cls), "amount_slices": amount,
                      "DrCT1_accuracy_%": round(a1, 2), "DrCT2_accuracy_%": round(a2, 2),
                      "random_ranking_%": round(float(chance), 2)})

@@ -51,7 +51,8 @@ def toy_cv():
 
 def test_cross_validate_toy_data_end_to_end(toy_cv):
     cv, data = toy_cv, toy_cv.data
-    assert [v.name for v in cv.variants] == ["drct1", "drct2", "drct2_bce", "slice_baseline"]
+    assert [v.name for v in cv.variants] == ["drct1", "drct2", "drct2_bce", "drct2_norm_ablation",
+                                             "slice_baseline"]
     assert (cv.fold_of >= 0).all()                      # every scan tested exactly once
     per_patient = pd.Series(cv.fold_of).groupby(data.groups).nunique()
     assert (per_patient == 1).all()                     # patients never split across folds

@@ -32,7 +32,15 @@ def test_profiles_keep_their_values():
     assert (quick.image_size, quick.zoom_size, quick.m_key, quick.width, quick.epochs) == (
         64, 146, 8, 0.125, 20)
     assert (smoke.seq_len_cq500, smoke.seq_len_rsna, smoke.fc, smoke.n_boot) == (8, 7, (16, 16), 50)
-    assert quick.train_threads == smoke.train_threads == 1 and quick.encoder == "auto"
+    assert quick.train_threads == smoke.train_threads == 1 and smoke.encoder == "auto"
+    # quick: conspicuous phantoms labelled at the working size, a trained shallow encoder
+    assert (quick.difficulty, quick.phantom_label_size, quick.encoder, quick.encoder_arch) == (
+        0.0, 64, "phantom_pretrained", "small_bn")
+    full = settings_for("full")
+    assert (full.difficulty, full.encoder_arch, full.feature_standardize) == (0.5, "vgg16", False)
+    # the paper's eq. 3 reads raw z; the readings of eqs. 4-6 are listed as readings
+    readings = {r.name for r in full.readings()}
+    assert {"output_activation", "slice_pooling", "aps_pooling", "feature_rescale"} <= readings
 
 
 def test_deviations_are_computed_from_the_dataclass(monkeypatch):
