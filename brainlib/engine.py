@@ -32,7 +32,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,22 @@ BEST_CHECKPOINT = "best.pt"
 
 
 # --------------------------------------------------------------------------- seeding, loaders
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with `n` torch CPU threads (None: unchanged), then restore the count.
+
+    Phases differ (docs/PERFORMANCE.md): small training loops on a shared 2-core CPU run fastest
+    on 1 thread, encoders may want 2; the thread count changes float results, so it is a setting.
+    """
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Map ``"auto"`` to CUDA when available else CPU; refuse ``"cuda"`` without a GPU."""
     if isinstance(device, torch.device):

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from brainlib import claims as claims_registry
-from brainlib.engine import resolve_device
+from brainlib.engine import resolve_device, torch_threads
 from brainlib.experiment.recorder import ClaimRecorder
 from brainlib.experiment.settings import Deviation, Reading, Settings
 from brainlib.report import DataSource, Run, start_run
@@ -116,19 +116,9 @@ class Experiment:
         root = None if kind == "phantom" else "; ".join(roots.values())
         self.use_data(DataSource(kind, layout, root, merged))
 
-    @contextmanager
-    def threads(self, n: int | None) -> Iterator[None]:
-        """Run a block with `n` torch CPU threads (None: unchanged), then restore the count.
-
-        Phases differ: small training loops run fastest on 1 thread here, encoders on 2.
-        """
-        before = torch.get_num_threads()
-        if n:
-            torch.set_num_threads(int(n))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+    def threads(self, n: int | None) -> Any:
+        """Context: run a block with `n` torch CPU threads, then restore (engine.torch_threads)."""
+        return torch_threads(n)
 
     def use_dataset(self, dataset: Any, layout: str, **details: Any) -> None:
         """Take the data source from a loaded dataset: its files' phantom mark decides.

@@ -21,12 +21,11 @@ from tqdm.auto import tqdm
 
 from brainlib.data.sequences import fixed_length_sequences
 from brainlib.engine import fit, kfold_split, make_loader, predict, resolve_device, \
-    seed_everything
+    seed_everything, torch_threads
 from brainlib.metrics import macro_prf
 from brainlib.models import create_model
 from brainlib.models.drct import drct_losses, slice_level_losses
 from brainlib.papers.wang_drct2.data import ScanData, SequenceSet
-from brainlib.papers.wang_drct2.encoder import torch_threads
 from brainlib.papers.wang_drct2.settings import WangDrct2Settings
 
 Batch = Mapping[str, Any]

@@ -29,10 +29,9 @@ import json
 import os
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +45,8 @@ from brainlib.data.sequences import load_all_slices
 from brainlib.data.synth import GENERATOR_VERSION, ensure_phantoms
 from brainlib.data.synth.head_ct import FRACTURE
 from brainlib.data.synth.truth import load_truth
-from brainlib.engine import fit, make_loader, predict, resolve_device, seed_everything
+from brainlib.engine import (fit, make_loader, predict, resolve_device, seed_everything,
+                             torch_threads)
 from brainlib.layers.sequence_attention import zoom_slices
 from brainlib.metrics.multilabel import masked_bce
 from brainlib.models.slice_encoder import SliceEncoder
@@ -302,17 +302,3 @@ def encode_scan(encoder: SliceEncoder, slices: torch.Tensor, zoom_size: int,
             x = slices[i:i + batch].float().to(device)
             out.append(torch.stack([encoder(x), encoder(zoom_slices(x, zoom_size))], 1).cpu())
     return torch.cat(out).numpy().astype(np.float32)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op threads (restored afterwards). The DrCT heads are tiny
-    (a GRU over a few dozen slices), so one thread avoids contention on a shared CPU
-    (setting `train_threads`); None leaves torch's setting alone."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
