@@ -55,6 +55,14 @@ class DatasetError(ValueError):
     """A dataset's index files (CSV, folder layout) are malformed; the message names the file."""
 
 
+class DataFileError(DatasetError):
+    """One data file that cannot be used: ``path`` and ``reason``; the message starts with the path."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
 class MixedDataError(DatasetError):
     """A dataset mixes brainlib phantom files with unmarked (real) ones: it can be reported
     neither as a phantom run nor as real data. The message names the root, both counts and

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from brainlib.data.base import BaseDataset, DatasetError, as_path, sample_studies
+from brainlib.data.base import BaseDataset, DataFileError, DatasetError, as_path, sample_studies
 from brainlib.data.classes import BUSI_CLASSES
 from brainlib.data.synth.marks import read_synthetic_json
 from brainlib.io import Skipped
@@ -42,12 +42,8 @@ _NAME = re.compile(r"^(?P<cls>[a-z]+) \((?P<num>\d+)\)(?P<mask>_mask(?:_(?P<extr
                    re.IGNORECASE)
 
 
-class BUSIImageError(DatasetError):
+class BUSIImageError(DataFileError):
     """A BUSI PNG that cannot be used; ``path`` and ``reason``, the message starts with the path."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
 
 
 class UnreadableImageError(BUSIImageError):

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from brainlib.data.base import BaseDataset, DatasetError, as_path
+from brainlib.data.base import BaseDataset, DataFileError, DatasetError, as_path
 from brainlib.data.classes import DEEPLESION_TYPES
 from brainlib.io import Skipped
 
@@ -57,12 +57,8 @@ DEFAULT_MAX_PIXELS = 16_000_000
 _FILE = re.compile(r"^(?P<series>\d+_\d+_\d+)_(?P<slice>\d+)\.png$")
 
 
-class DeepLesionError(DatasetError):
+class DeepLesionError(DataFileError):
     """A DeepLesion file that cannot be used; ``path`` and ``reason``, message starts with the path."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
 
 
 class UnreadableImageError(DeepLesionError):
