@@ -41,7 +41,6 @@ their own headings.
 """
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -50,88 +49,17 @@ import numpy as np
 import pandas as pd
 
 from brainlib._atomic import atomic_write
+from brainlib.claims.findings import format_findings, rank  # noqa: F401 (format_findings re-exported)
 from brainlib.claims.formula import parse_formula
+from brainlib.claims.intervals import (cohen_kappa, corners, fmt, interval_text, macro_rule,
+                                       rounding_rule)
 from brainlib.claims.schema import Claim, PaperClaims, load_paper
 
 AUDIT_COLUMNS = ["check", "kind", "severity", "status", "group", "size", "unit", "relative_size",
                  "explained_by", "claims", "stated", "computed", "stated_interval",
                  "computed_interval", "tolerance", "detail", "rule", "note"]
-#: Groups of findings, in the order `audit` returns and `format_findings` prints them.
-GROUPS = ("discrepancy", "explainable")
 #: Rules that can explain a finding (see the module docstring).
 EXPLANATIONS = ("rounding", "macro averaging")
-
-
-def _corners(fn: Callable[[dict[str, float]], float],
-             intervals: dict[str, tuple[float, float]]) -> tuple[float, float, float]:
-    """(value at the printed values, min, max) of fn over the corners of the input box."""
-    names = list(intervals)
-    mid = {n: (lo + hi) / 2 for n, (lo, hi) in intervals.items()}
-    centre = fn(mid)
-    values = [centre]
-    varying = [n for n in names if intervals[n][0] != intervals[n][1]]
-    if len(varying) > 14:  # 16k corners: fall back to the printed values plus one-at-a-time
-        for n in varying:
-            for end in intervals[n]:
-                values.append(fn({**mid, n: end}))
-    else:
-        for combo in itertools.product(*(intervals[n] for n in varying)):
-            values.append(fn({**mid, **dict(zip(varying, combo))}))
-    return centre, min(values), max(values)
-
-
-def _fmt(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return f"{x:.10g}"
-
-
-def _iv(lo: float, hi: float) -> str:
-    return f"[{_fmt(lo)}, {_fmt(hi)}]"
-
-
-def _rounding_rule(stated_iv: tuple[float, float],
-                   computed_iv: tuple[float, float]) -> tuple[str, str]:
-    """('rounding', why) when the intervals' gap is within one unit of the stated last digit."""
-    if any(math.isnan(x) for x in (*stated_iv, *computed_iv)):
-        return "", ""
-    gap = max(0.0, computed_iv[0] - stated_iv[1], stated_iv[0] - computed_iv[1])
-    digit = stated_iv[1] - stated_iv[0]  # one unit of the last printed digit (2 x half-width)
-    if digit > 0 and gap <= digit + 1e-12:
-        return "rounding", (f"gap {_fmt(gap)} between the intervals <= one unit of the last printed "
-                            f"digit ({_fmt(digit)})")
-    return "", f"gap {_fmt(gap)} between the intervals > one unit of the last printed digit ({_fmt(digit)})"
-
-
-def _macro_rule(f1_iv: tuple[float, float], p_iv: tuple[float, float], r_iv: tuple[float, float],
-                scale: float) -> tuple[bool, str]:
-    """Can a macro average of per-class F1 be the printed F1? (bounds in the module docstring).
-
-    All intervals are fractions; `scale` takes them back to the F1 claim's unit for the text.
-    """
-    def h(p: float, r: float) -> float:
-        return 2 * p * r / (p + r) if p + r > 0 else 0.0
-
-    upper = h(p_iv[1], r_iv[1])
-    lower = max(0.0, p_iv[0] + r_iv[0] - 1.0)
-    inside = f1_iv[1] >= lower - 1e-12 and f1_iv[0] <= upper + 1e-12
-    bounds = f"macro F1 in [P + R - 1, 2PR/(P+R)] = {_iv(lower / scale, upper / scale)}"
-    if not inside:
-        side = "above 2PR/(P+R): no average of per-class F1 reaches it" if f1_iv[0] > upper \
-            else "below P + R - 1"
-        return False, f"{bounds}; the stated F1 is {side}"
-    P, R = sum(p_iv) / 2, sum(r_iv) / 2
-    gap = max(0.0, h(P, R) - sum(f1_iv) / 2)
-    spread = math.sqrt(4 * (P + R) / 2 * gap + (P - R) ** 2)
-    return True, f"{bounds} holds the stated F1; needs an RMS per-class |P - R| of about {spread:.2f}"
-
-
-def _cohen_kappa(m: np.ndarray) -> float:
-    """Cohen's kappa of a confusion matrix (rows true, columns predicted)."""
-    total = m.sum()
-    observed = np.trace(m) / total
-    expected = float((m.sum(axis=0) * m.sum(axis=1)).sum()) / total ** 2
-    return float((observed - expected) / (1 - expected)) if expected < 1 else float("nan")
 
 
 class _Auditor:
@@ -153,7 +81,7 @@ class _Auditor:
 
     def stated(self, ref: str) -> str:
         c = self.by_id[ref]
-        text = c.printed if c.printed is not None else _fmt(c.value)
+        text = c.printed if c.printed is not None else fmt(c.value)
         if self.decimals is not None and c.value is not None:
             text = f"{c.value:.{max(self.decimals, 0)}f}"
         return f"{text} {'%' if c.unit == 'percent' else ''}".strip()
@@ -175,7 +103,7 @@ class _Auditor:
             size, magnitude = abs(mid - computed), max(abs(mid), abs(computed))
         explained_by, rule = "", ""
         if not ok:
-            explained_by, rule = _rounding_rule(stated_iv, computed_iv)
+            explained_by, rule = rounding_rule(stated_iv, computed_iv)
         self.rows.append({
             "check": check, "kind": kind, "severity": severity,
             "status": "ok" if ok else "inconsistent",
@@ -183,9 +111,9 @@ class _Auditor:
             "size": size, "unit": unit,
             "relative_size": size / magnitude if magnitude > 0 else 0.0,
             "explained_by": explained_by, "claims": ", ".join(claims),
-            "stated": stated, "computed": _fmt(computed),
-            "stated_interval": _iv(*stated_iv), "computed_interval": _iv(*computed_iv),
-            "tolerance": _fmt(tol), "detail": detail, "rule": rule, "note": note,
+            "stated": stated, "computed": fmt(computed),
+            "stated_interval": interval_text(*stated_iv), "computed_interval": interval_text(*computed_iv),
+            "tolerance": fmt(tol), "detail": detail, "rule": rule, "note": note,
         })
 
     def relation(self, *, check: str, kind: str, severity: str, target: str,
@@ -197,7 +125,7 @@ class _Auditor:
         relation "eq": the intervals overlap; "le": target <= fn possible; "ge": target >= fn.
         """
         intervals = {n: self.interval(ref, exact=n in exact) for n, ref in inputs.items()}
-        centre, lo, hi = _corners(fn, intervals)
+        centre, lo, hi = corners(fn, intervals)
         t_lo, t_hi = self.interval(target)
         ok = {"eq": hi >= t_lo - 1e-12 and lo <= t_hi + 1e-12,
               "le": t_lo <= hi + 1e-12, "ge": t_hi >= lo - 1e-12}[relation]
@@ -205,14 +133,14 @@ class _Auditor:
         shown = centre / tc.scale
         unit = "%" if tc.unit == "percent" else ""
         rel = {"eq": "=", "le": "<=", "ge": ">="}[relation]
-        detail = (f"{target} = {self.stated(target)} but {describe} = {_fmt(shown)}{unit} "
-                  f"(range {_iv(lo / tc.scale, hi / tc.scale)}{unit} given the printed rounding)")
+        detail = (f"{target} = {self.stated(target)} but {describe} = {fmt(shown)}{unit} "
+                  f"(range {interval_text(lo / tc.scale, hi / tc.scale)}{unit} given the printed rounding)")
         if relation != "eq":
-            detail = f"{target} = {self.stated(target)} violates {rel} {describe} = {_fmt(shown)}{unit}"
+            detail = f"{target} = {self.stated(target)} violates {rel} {describe} = {fmt(shown)}{unit}"
         if ok:
-            detail = (f"{target} = {self.stated(target)} matches {describe} = {_fmt(shown)}{unit}"
+            detail = (f"{target} = {self.stated(target)} matches {describe} = {fmt(shown)}{unit}"
                       if relation == "eq" else
-                      f"{target} = {self.stated(target)} {rel} {describe} = {_fmt(shown)}{unit} holds")
+                      f"{target} = {self.stated(target)} {rel} {describe} = {fmt(shown)}{unit} holds")
         ids = [target] + [r for r in inputs.values() if isinstance(r, str)]
         self.add(check=check, kind=kind, severity=severity, ok=ok, claims=ids,
                  stated=self.stated(target), computed=shown,
@@ -296,10 +224,10 @@ class _Auditor:
         hi = max(self.interval(p)[1], self.interval(r)[1])
         if row["status"] == "inconsistent" and (f_hi < lo - 1e-12 or f_lo > hi + 1e-12):
             s = self.by_id[f1].scale
-            row["detail"] += (f"; it even lies outside [min(P, R), max(P, R)] = {_iv(lo / s, hi / s)}, "
+            row["detail"] += (f"; it even lies outside [min(P, R), max(P, R)] = {interval_text(lo / s, hi / s)}, "
                               "impossible for a harmonic mean of P and R")
         if row["status"] == "inconsistent" and not row["explained_by"]:
-            explained, rule = _macro_rule((f_lo, f_hi), self.interval(p), self.interval(r),
+            explained, rule = macro_rule((f_lo, f_hi), self.interval(p), self.interval(r),
                                           self.by_id[f1].scale)
             row["rule"] = "; ".join(x for x in (row["rule"], rule) if x)
             if explained:
@@ -331,8 +259,8 @@ class _Auditor:
         level = self.interval(chk["level"], exact=True)[0]
         width = self.interval(chk["width"], exact=True)[0]
         W, b = sigmoid_window_params(level, width, upper=upper, eps=eps)
-        base = (f"eq. 3.1 with level {_fmt(level)}, width {_fmt(width)}, U = {_fmt(upper)}, "
-                f"eps = {_fmt(eps)}")
+        base = (f"eq. 3.1 with level {fmt(level)}, width {fmt(width)}, U = {fmt(upper)}, "
+                f"eps = {fmt(eps)}")
         for ref, value, label in ((chk["W"], W, "W"), (chk["b"], b, "b")):
             claim = self.by_id[ref]
             lo, hi = claim.interval()
@@ -381,7 +309,7 @@ class _Auditor:
             self._matrix_value(name, "confusion_accuracy", sev, chk["accuracy"], acc, cells,
                                f"{label}: trace/total = {int(correct)}/{int(total)}", note)
         if "kappa" in chk:
-            kappa = _cohen_kappa(m)
+            kappa = cohen_kappa(m)
             self._matrix_value(name, "confusion_kappa", sev, chk["kappa"], kappa, cells,
                                f"{label}: Cohen's kappa of the matrix", note)
 
@@ -425,53 +353,6 @@ class _Auditor:
                      note=c.note, unit=a.unit, magnitude=max(abs(a.value), abs(b.value * b.scale / a.scale)))
 
 
-def _rank(found: pd.DataFrame) -> pd.DataFrame:
-    """Discrepancies first, then explainable findings; each by relative size, largest first."""
-    order = found.assign(_g=found["group"].map({g: i for i, g in enumerate(GROUPS)}).fillna(len(GROUPS)))
-    order = order.sort_values(["_g", "relative_size"], ascending=[True, False], kind="stable")
-    return order.drop(columns="_g").reset_index(drop=True)
-
-
-def _size_text(row: Any) -> str:
-    unit = {"percent": " points", "count": " (count)", "pixels": " px", "hu": " HU",
-            "seconds": " s", "index": " (index)"}.get(row.unit, "")
-    return f"{row.size:.4g}{unit}"
-
-
-def format_findings(found: pd.DataFrame, paper: str = "") -> str:
-    """Human-readable findings: discrepancies largest first, then the explainable group.
-
-    Each line gives the size in the paper's units; the explainable group names the rule
-    (rounding or macro averaging, see the module docstring) that could account for it.
-    """
-    if found.empty:
-        return f"{paper}: no inconsistencies".strip()
-    found = _rank(found) if "group" in found.columns else found
-    lines = [f"{paper}: {len(found)} inconsistencies "
-             f"({(found['severity'] == 'error').sum()} errors, {(found['severity'] == 'warning').sum()} warnings)"]
-    headings = {
-        "discrepancy": "Discrepancies no rounding or averaging explains (largest first):",
-        "explainable": ("Explainable by printed rounding (gap <= one unit of the last printed digit) "
-                        "or macro averaging (P + R - 1 <= F1 <= 2PR/(P+R)):"),
-    }
-    for group in GROUPS:
-        part = found[found["group"] == group] if "group" in found.columns else found
-        if part.empty:
-            continue
-        lines += ["", f"{headings[group]} {len(part)}"]
-        for row in part.itertuples(index=False):
-            why = f" [{row.explained_by}]" if row.explained_by else ""
-            lines.append(f"  [{row.severity}] size {_size_text(row)}{why} {row.kind} {row.check}: {row.detail}; "
-                         f"stated {row.stated_interval}, computed {row.computed_interval}")
-            if row.rule:
-                lines.append(f"      rule: {row.rule}")
-            if row.note:
-                lines.append(f"      note: {row.note}")
-        if "group" not in found.columns:
-            break
-    return "\n".join(lines)
-
-
 def audit_checks(paper: str | Path) -> pd.DataFrame:
     """Every check of a paper with its status (`ok` or `inconsistent`)."""
     return _Auditor(load_paper(paper)).run()
@@ -485,7 +366,7 @@ def audit(paper: str | Path, out_dir: str | Path | None = None) -> pd.DataFrame:
     """
     pc = load_paper(paper)
     checks = _Auditor(pc).run()
-    found = _rank(checks[checks["status"] == "inconsistent"])
+    found = rank(checks[checks["status"] == "inconsistent"])
     if out_dir is not None:
         tables = Path(out_dir) / pc.paper / "tables"
         atomic_write(tables / "audit.csv", found.to_csv(index=False))
