@@ -35,7 +35,9 @@ Environment:
   PYTHON          interpreter used to create the environment (default: python3.11, else python3)
   BRAINLIB_CACHE  cache folder for phantoms and tensors (default: <repo>/.cache/brainlib)
 
-Exit status is non-zero if any notebook failed (the others still run) or any test failed.
+Exit status is non-zero if any notebook failed (the others still run) or any test failed;
+75 if another run is writing into the same --out (one run per output folder), 2 if --out is,
+is inside, or contains --data-root.
 EOF
 }
 
@@ -137,6 +139,14 @@ run_args=(--profile "$profile" --out "$out" --device "$device")
 [[ -n "$data_root" ]] && run_args+=(--data-root "$data_root")
 [[ -n "$notebooks" ]] && run_args+=(--notebooks "$notebooks")
 ((force)) && run_args+=(--force)
+
+# One run at a time per output folder, which may not overlap the data root: fd 9 holds
+# <out>/.lock until this script ends (brainlib run and report inherit it: BRAINLIB_LOCK_FD).
+"$PY" -m brainlib.run_guard check "$out" ${data_root:+"$data_root"} || exit 2
+mkdir -p "$out"
+exec 9<>"$out/.lock"
+"$PY" -m brainlib.run_guard lock "$out" 9 || exit $?
+export BRAINLIB_LOCK_FD=9
 
 start=$SECONDS
 status=0

@@ -11,17 +11,31 @@ files, ``.<target>.<pid>-<hex>.tmpdir`` for folders. A killed process (SIGKILL, 
 cannot clean up after itself; :func:`sweep_temp` removes what a dead writer left, and is called
 where a run starts (the notebook runner on its output folder, the engine on its checkpoint
 folder). Files of a writer that is still alive are never touched.
+
+:func:`file_lock` serialises writers that must not interleave: one notebook run per output
+folder (``<out>/.lock``), one generator per phantom set or slice cache. It is an advisory
+``fcntl.flock`` lock, released by the kernel when its holder exits however it exits, so a killed
+run never leaves a stale lock behind. A lock taken by ``reproduce.sh`` on an open file
+descriptor is passed to its children through ``BRAINLIB_LOCK_FD``.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import shutil
+import socket
+import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; brainlib's runs are POSIX-only
+    fcntl = None  # type: ignore[assignment]
 
 # .<name>.<pid>-<8 hex>.tmp[<suffix>] (files) or .tmpdir (folders); the legacy pattern, written
 # before pids were part of the name, is .<name>.<8 hex>.tmp[<suffix>].
@@ -184,3 +198,123 @@ def sweep_temp(folder: str | os.PathLike[str], *, recursive: bool = True) -> lis
             elif recursive and entry.is_dir(follow_symlinks=False):
                 stack.append(path)
     return removed
+
+
+# --------------------------------------------------------------------------- locks
+LOCK_FD_ENV = "BRAINLIB_LOCK_FD"  # an inherited descriptor that already holds a file_lock
+_HELD: dict[tuple[int, int], int] = {}  # (st_dev, st_ino) of locks this process holds -> depth
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock; the message names it (pid, host, start, command)."""
+
+    def __init__(self, path: Path, holder: dict[str, Any] | None, purpose: str = "") -> None:
+        self.path, self.holder = Path(path), holder or {}
+        who = ", ".join(f"{k} {self.holder[k]}" for k in ("pid", "host", "started") if self.holder.get(k))
+        what = self.holder.get("purpose") or "another brainlib process"
+        super().__init__(f"{self.path}: locked by {what}" + (f" ({who})" if who else "")
+                         + (f"; {purpose}" if purpose else ""))
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _inherited_fd(path: Path) -> int | None:
+    """The descriptor named by BRAINLIB_LOCK_FD if it is open on `path` (same inode)."""
+    try:
+        fd = int(os.environ.get(LOCK_FD_ENV, ""))
+        st = os.fstat(fd)
+    except (ValueError, OSError):
+        return None
+    return fd if (st.st_dev, st.st_ino) == _inode(path) else None
+
+
+def read_lock_holder(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What the holder of a :func:`file_lock` wrote into the lock file (None if unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return " ".join(sys.argv) if pid == os.getpid() else ""
+
+
+def _write_holder(fd: int, purpose: str, pid: int | None = None) -> None:
+    pid = os.getpid() if pid is None else pid
+    info = {"pid": pid, "host": socket.gethostname(), "purpose": purpose,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": _command_line(pid)[:300]}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+
+
+def lock_fd(fd: int, path: str | os.PathLike[str], *, wait: bool | float = False, purpose: str = "",
+            refused: str = "", holder_pid: int | None = None) -> None:
+    """Take the exclusive lock on open descriptor `fd` (of `path`), or raise :class:`LockedError`.
+
+    ``wait``: False fails at once, True waits as long as needed, a number waits that many
+    seconds. The holder's description (``holder_pid``, default this process) is written into
+    the file for the next one to read.
+    """
+    if fcntl is None:  # pragma: no cover
+        return
+    deadline = None if wait is True else time.monotonic() + (0.0 if wait is False else float(wait))
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:  # type: ignore[operator]
+                raise LockedError(Path(path), read_lock_holder(path), refused) from None
+            time.sleep(0.1)
+    _write_holder(fd, purpose, holder_pid)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], *, wait: bool | float = True, purpose: str = "",
+              refused: str = "") -> Iterator[Path]:
+    """Hold an exclusive advisory lock on `path` (created if needed) for the block.
+
+    Re-entrant within a process; a lock inherited through ``BRAINLIB_LOCK_FD`` (reproduce.sh
+    holds ``<out>/.lock`` for its whole run) counts as held. ``purpose`` is written into the
+    lock file and quoted to whoever is refused; ``refused`` is appended to that message (what
+    to do about it). The lock file itself is left in place: removing it would let two
+    processes lock two different files of the same name.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    inherited = _inherited_fd(target)
+    if inherited is not None:  # normally held already (same open file); its holder stays named
+        if fcntl is not None:
+            try:
+                fcntl.flock(inherited, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(target, read_lock_holder(target), refused) from None
+        yield target
+        return
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key not in _HELD:
+            lock_fd(fd, target, wait=wait, purpose=purpose, refused=refused)
+        _HELD[key] = _HELD.get(key, 0) + 1
+        try:
+            yield target
+        finally:
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]
+    finally:
+        os.close(fd)  # closing the last descriptor of a flock releases it

@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         profile=args.profile, only=args.only.split(",") if args.only else None,
         data_root=args.data_root, out_dir=Path(args.out), device=args.device, force=args.force,
         notebooks_dir=Path(args.notebooks), seed=args.seed,
+        wait=True if args.wait is not None and args.wait < 0 else (args.wait or False),
     )
 
 
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-run even if nothing changed")
     p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
     p.add_argument("--seed", type=int, default=None, help="override every notebook's seed")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="if another run is writing into --out, wait this long for it (-1: as long "
+                        "as needed) instead of exiting with status 75")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("report", help="write REPORT.md and REPORT.html from an outputs folder")

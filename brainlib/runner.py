@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from brainlib import PAPERS
-from brainlib._atomic import atomic_path, atomic_write, sweep_temp
+from brainlib._atomic import LockedError, atomic_path, atomic_write, sweep_temp
 from brainlib.paths import repo_root
+from brainlib.run_guard import EXIT_LOCKED, OutputLocationError, check_out_dir, output_lock
 
 KERNEL_NAME = "brainlib"
 RUNNER_VERSION = 1  # bump to invalidate every stored hash
@@ -274,11 +275,13 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
                   data_root: str | os.PathLike[str] | None = None,
                   out_dir: str | os.PathLike[str] = "outputs", device: str = "auto",
                   force: bool = False, notebooks_dir: str | os.PathLike[str] = "notebooks",
-                  seed: int | None = None) -> int:
+                  seed: int | None = None, wait: bool | float = False) -> int:
     """Run every notebook (or the keys in `only`); return 0 if all succeeded, else 1.
 
     Parameters passed are those the notebook declares among ``profile, data_root, out_dir
     (= <out>/<key>), device, seed`` (seed only when given). Prints one line per notebook.
+    Refused with 2 if the output folder overlaps the data root, and with 75 if another run
+    holds ``<out>/.lock`` (``wait``: seconds to wait for it, or True) (:mod:`brainlib.run_guard`).
     """
     nb_dir = Path(notebooks_dir)
     if not nb_dir.is_absolute() and not nb_dir.exists():
@@ -311,9 +314,21 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
     root = str(Path(data_root).resolve()) if data_root else None
     try:
         data = data_digest(root)
-    except OSError as exc:
+        check_out_dir(out, root)
+    except (OSError, OutputLocationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, OutputLocationError) else 1
+    try:
+        with output_lock(out, wait=wait):
+            return _run_keyed(keyed, out, root, data, profile, device, seed, force)
+    except LockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, profile: str,
+               device: str, seed: int | None, force: bool) -> int:
+    """The runs themselves, under the output folder's lock."""
     package = package_digest()
     if out.is_dir():
         sweep_temp(out)  # temp files of a killed run (papermill output, tables, checkpoints)
