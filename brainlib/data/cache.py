@@ -22,7 +22,9 @@ with a quarter of the arithmetic for 512 -> 256. Rows go to disk with `os.pwrite
 worker (dirtying memmap pages cost more than the maths); readers get a read-only memmap.
 
 Writes are atomic (temporary file + rename; the sidecar is written last and marks a complete
-cache). Unusable files are collected in ``.skipped`` (`brainlib.io.Skipped`), never dropped.
+cache) and locked per cache key (``.slices-<key>.lock``): processes sharing a cache folder build
+an entry once, the others wait and reuse it. Unusable files are collected in ``.skipped``
+(`brainlib.io.Skipped`), never dropped.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from brainlib._atomic import atomic_path, atomic_write
+from brainlib._atomic import atomic_path, atomic_write, file_lock
 from brainlib.io.dicom import StoredSlice, read_stored
 from brainlib.io.errors import DicomError, Skipped, UnreadableDicomError
 from brainlib.io.window import Window, WindowLike, as_window
@@ -304,7 +306,15 @@ def build_cache(
     npy, meta_path = root / f"slices-{key}.npy", root / f"slices-{key}.json"
     if not rebuild and (found := _load(npy, meta_path, wins, size)) is not None:
         return found
+    with file_lock(root / f".slices-{key}.lock", purpose=f"brainlib building slice cache {key}"):
+        if not rebuild and (found := _load(npy, meta_path, wins, size)) is not None:
+            return found  # built by another process while this one waited
+        return _build(srcs, wins, size, npy, meta_path, key, workers, progress, require_ct)
 
+
+def _build(srcs: list[str], wins: tuple[Window, ...] | None, size: int, npy: Path, meta_path: Path,
+           key: str, workers: int, progress: bool, require_ct: bool) -> SliceCache:
+    """Encode every source into ``npy`` (failures skipped and listed), then the sidecar."""
     shape, dtype = _shape(wins, size), _dtype(wins)
     # No fsync: the cache is regenerable and can be GBs; the renames keep readers safe.
     with atomic_path(npy, fsync=False) as tmp:

@@ -8,10 +8,22 @@ written carries the phantom mark defined in `marks` (DICOM `Manufacturer` "brain
 
 Exports are resolved lazily (as in `brainlib.data`), so the loaders can import the leaf
 `brainlib.data.synth.marks` without loading the generators (scipy, pydicom writers).
+
+Every ``ensure_*`` cache function is wrapped in `locked_generation`: runs side by side (two
+output folders, one cache) generate a phantom set once, the others wait for it and reuse it;
+none can replace a tree another process is reading.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+import hashlib
+import inspect
+import json
+from typing import Any, Callable, TypeVar
+
+from brainlib._atomic import file_lock
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _HEAD_CT = "brainlib.data.synth.head_ct"
 _MARKS = "brainlib.data.synth.marks"
@@ -49,3 +61,27 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def locked_generation(fn: _F) -> _F:
+    """Hold a lock per phantom set (`fn` and its bound arguments) while `fn` checks and writes it.
+
+    The lock file is ``cache_dir("locks")/<fn>-<hash>.lock``; a second process asking for the
+    same set waits, then finds it complete. Locks are ``fcntl.flock`` locks (released when the
+    holder dies, so a killed generator never blocks the next run).
+    """
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from brainlib.paths import cache_dir
+
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        ident = json.dumps([fn.__module__, fn.__qualname__, bound.arguments], sort_keys=True, default=repr)
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+        lock = cache_dir("locks") / f"{fn.__name__}-{digest}.lock"
+        with file_lock(lock, purpose=f"brainlib generating phantoms: {fn.__name__}{tuple(bound.arguments.values())}"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

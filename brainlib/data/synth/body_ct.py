@@ -37,6 +37,7 @@ from brainlib._atomic import atomic_dir
 from brainlib.data.classes import DEEPLESION_TYPES
 from brainlib.data.deeplesion import DL_INFO, DL_INFO_COLUMNS, HU_OFFSET, IMAGES
 from brainlib.data.synth.marks import MARK_VERSION, write_synthetic_json
+from brainlib.data.synth import locked_generation  # lock per phantom set
 
 GENERATOR = "brainlib.data.synth.body_ct"
 GENERATOR_VERSION = "1"
@@ -203,6 +204,7 @@ def normal_slices(root: str | Path, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@locked_generation
 def ensure_deeplesion(n_patients: int, seed: int = 0, size: int = 512, difficulty: float = 0.5,
                       types: Sequence[int] = (5, 4, 6)) -> Path:
     """A DeepLesion phantom tree written once into ``cache_dir("phantoms")`` and reused."""

@@ -34,6 +34,7 @@ from scipy.ndimage import gaussian_filter
 
 from brainlib.data.classes import BONESCAN_CLASSES
 from brainlib.data.synth.marks import MARK_VERSION, phantom_dicom_attributes
+from brainlib.data.synth import locked_generation  # lock per phantom set
 
 GENERATOR = "brainlib.data.synth.bone_scan"
 GENERATOR_VERSION = "1"
@@ -299,6 +300,7 @@ def load_bonescan_truth(root: str | os.PathLike[str]) -> list[dict]:
         return [{**r, "lesions": [tuple(x) for x in json.loads(r["lesions"])]} for r in csv.DictReader(fh)]
 
 
+@locked_generation
 def ensure_bonescan(n_studies: int = 40, seed: int = 0, shape: tuple[int, int] = (1024, 256),
                     difficulty: float = 0.5) -> Path:
     """A cached phantom tree (generated once into ``cache_dir("phantoms")``, renamed when complete)."""

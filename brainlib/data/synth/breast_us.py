@@ -29,6 +29,7 @@ from scipy import ndimage
 from brainlib._atomic import atomic_dir
 from brainlib.data.classes import BUSI_CLASSES
 from brainlib.data.synth.marks import MARK_VERSION, write_synthetic_json
+from brainlib.data.synth import locked_generation  # lock per phantom set
 
 GENERATOR = "brainlib.data.synth.breast_us"
 GENERATOR_VERSION = "1"
@@ -213,6 +214,7 @@ def load_duplicates(root: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(root) / TRUTH_DIR / "duplicates.csv")
 
 
+@locked_generation
 def ensure_busi(n_images: int, seed: int = 0, size: int = 256, difficulty: float = 0.5) -> Path:
     """A BUSI phantom tree written once into ``cache_dir("phantoms")`` and reused."""
     from brainlib.paths import cache_dir

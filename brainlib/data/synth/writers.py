@@ -39,6 +39,7 @@ from brainlib.data.synth.head_ct import (
     FRACTURE, GENERATOR_VERSION, MASK_KEYS, PhantomStudy, draw_subject, make_head_study, min_pixels, render_series,
 )
 from brainlib.data.synth.marks import HEAD_CT_GENERATOR, MARK_VERSION, PHANTOM_MANUFACTURER, phantom_dicom_attributes
+from brainlib.data.synth import locked_generation  # lock per phantom set
 from brainlib.data.synth.truth import (LABEL_MIN_PIXELS, TRUTH_DIR, dump_json, label_rule_text,
                                        uncertain_columns, write_masks)
 from brainlib.io.testing import uid_from, write_ct_slice
@@ -365,6 +366,7 @@ def _complete_version(root: Path) -> tuple[str, str] | None:
         return None
 
 
+@locked_generation
 def ensure_phantoms(layout: str, n_studies: int = 20, seed: int = 0, size: int = 256,
                     difficulty: float = 0.5, label_size: int | None = None,
                     label_min_pixels: int = LABEL_MIN_PIXELS) -> Path:
