@@ -22,11 +22,19 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from brainlib.io.errors import (
     DicomError,
+    ImplausibleImageError,
     MissingPixelDataError,
     NotCTError,
     UnreadableDicomError,
     UnsupportedPhotometricError,
     UnsupportedTransferSyntaxError,
+)
+from brainlib.io.limits import (
+    MAX_FILE_BYTES,
+    BoundedReader,
+    check_codestreams,
+    check_inflated_size,
+    check_size,
 )
 from brainlib.io.window import Window
 
@@ -38,32 +46,67 @@ _NO_FILE_META_TAGS = ("Rows", "Columns", "SOPClassUID", "Modality")
 
 
 def _dcmread(path: PathLike, fh: Any = None, **kwargs: Any) -> Dataset:
-    """dcmread mapping every failure to UnreadableDicomError. Files without the 128-byte
-    preamble are accepted only if a forced read finds image tags in them. `fh` (an open
-    binary file of `path`) is read instead of reopening, so callers can see where it stopped."""
-    p = Path(path)
+    """dcmread mapping every failure to a DicomError. Files without the 128-byte preamble are
+    accepted only if a forced read finds image tags in them. `fh` (a
+    :class:`~brainlib.io.limits.BoundedReader` of `path`) is read instead of reopening, so
+    callers can see where it stopped; otherwise the file is opened bounded (no read asks for
+    more bytes than the file holds) and closed again."""
     try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise UnreadableDicomError(path, f"cannot open file ({exc.strerror or exc})") from exc
+        size = os.stat(path).st_size
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UnreadableDicomError(path, f"cannot open file ({getattr(exc, 'strerror', None) or exc})") from exc
     if size == 0:
         raise UnreadableDicomError(path, "empty file (0 bytes)")
-    src = fh if fh is not None else p
+    if size > MAX_FILE_BYTES:
+        raise ImplausibleImageError(path, f"{size} bytes, above MAX_FILE_BYTES {MAX_FILE_BYTES}")
+    own = fh is None
+    if own:
+        try:
+            fh = BoundedReader(path)
+        except (OSError, ValueError) as exc:
+            raise UnreadableDicomError(path, f"cannot open file ({getattr(exc, 'strerror', None) or exc})") from exc
     try:
-        return pydicom.dcmread(src, **kwargs)
+        head = fh.read(4096)
+        fh.seek(0)
+        check_inflated_size(str(path), head, fh)
+        return _parse(path, fh, **kwargs)
+    finally:
+        if own:
+            fh.close()
+
+
+def _parse(path: PathLike, fh: Any, **kwargs: Any) -> Dataset:
+    try:
+        return pydicom.dcmread(fh, **kwargs)
     except InvalidDicomError:
         pass
     except Exception as exc:  # pydicom raises many types on corrupt headers
         raise UnreadableDicomError(path, f"corrupt DICOM header ({type(exc).__name__}: {exc})") from exc
     try:
-        if fh is not None:
-            fh.seek(0)
-        ds = pydicom.dcmread(src, force=True, **kwargs)
+        fh.seek(0)
+        ds = pydicom.dcmread(fh, force=True, **kwargs)
         if any(tag in ds for tag in _NO_FILE_META_TAGS):
             return ds
     except Exception:
         pass
     raise UnreadableDicomError(path, "not a DICOM file (no 'DICM' prefix and no image tags)")
+
+
+def header_int(ds: Dataset, key: str, default: int, path: PathLike) -> int:
+    """One integer header value; a multi-valued, non-numeric or unparsable one is an
+    UnreadableDicomError (bare ``int()`` of a damaged element raised TypeError)."""
+    try:
+        value = ds.get(key, default)
+    except Exception as exc:  # pydicom converts raw values lazily, here
+        raise UnreadableDicomError(path, f"{key} cannot be parsed ({type(exc).__name__}: {exc})") from exc
+    if value is None or value == "":
+        return default
+    if isinstance(value, (pydicom.multival.MultiValue, list, tuple)):
+        raise UnreadableDicomError(path, f"{key} has {len(value)} values, expected one")
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UnreadableDicomError(path, f"{key} is not an integer ({str(value)[:40]!r})") from exc
 
 
 def read_header(path: PathLike) -> Dataset:
@@ -91,11 +134,27 @@ def read_window_tags(ds_or_path: Dataset | PathLike) -> Window | None:
     return Window(level, width) if width > 0 else None
 
 
-def transfer_syntax(ds: Dataset) -> UID:
-    """The file's transfer syntax UID; implicit VR little endian when the meta lacks one."""
+def transfer_syntax(ds: Dataset, path: PathLike | None = None) -> UID:
+    """The file's transfer syntax UID; implicit VR little endian when the meta lacks one.
+
+    Raises UnsupportedTransferSyntaxError when the meta holds something that is not a known
+    transfer syntax (a damaged UID made pydicom raise a bare ValueError later).
+    """
+    where = path if path is not None else (getattr(ds, "filename", None) or "<dataset>")
     meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    return UID(uid) if uid else ImplicitVRLittleEndian
+    try:
+        uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    except Exception as exc:
+        raise UnsupportedTransferSyntaxError(where, f"TransferSyntaxUID cannot be parsed ({exc})") from exc
+    if not uid:
+        return ImplicitVRLittleEndian
+    if not isinstance(uid, str):
+        raise UnsupportedTransferSyntaxError(where, f"TransferSyntaxUID is {str(uid)[:80]!r}, not one UID")
+    uid = UID(uid)
+    if not uid.is_transfer_syntax:
+        raise UnsupportedTransferSyntaxError(where, f"TransferSyntaxUID {str(uid)[:64]!r} is not a "
+                                                    "transfer syntax pydicom knows")
+    return uid
 
 
 def check_decodable(ds: Dataset, path: PathLike) -> None:
@@ -123,8 +182,8 @@ def check_image(ds: Dataset, path: PathLike, require_ct: bool = True) -> None:
         if modality != "CT":
             raise NotCTError(path, f"Modality is {modality!r}, not 'CT' (values would not be HU)")
     photometric = ds.get("PhotometricInterpretation")
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if photometric not in GREYSCALE or samples != 1:
+    samples = header_int(ds, "SamplesPerPixel", 1, path)
+    if not isinstance(photometric, str) or photometric not in GREYSCALE or samples != 1:
         raise UnsupportedPhotometricError(
             path,
             f"PhotometricInterpretation {photometric!r} with {samples} sample(s) per pixel; "
@@ -132,10 +191,12 @@ def check_image(ds: Dataset, path: PathLike, require_ct: bool = True) -> None:
         )
     if "Rows" not in ds or "Columns" not in ds:
         raise MissingPixelDataError(path, "no Rows/Columns in the header")
-    frames = ds.get("NumberOfFrames", 1)
-    if int(frames or 1) != 1:
+    rows, cols = header_int(ds, "Rows", 0, path), header_int(ds, "Columns", 0, path)
+    frames = header_int(ds, "NumberOfFrames", 1, path)
+    check_size(str(path), rows, cols, frames, bytes_per_pixel=4.0)
+    if frames != 1:
         raise DicomError(path, f"multi-frame image ({frames} frames); brainlib reads 2-D slices")
-    if transfer_syntax(ds).is_compressed:
+    if transfer_syntax(ds, path).is_compressed:
         check_decodable(ds, path)
 
 
@@ -177,17 +238,24 @@ def _pixels(ds: Dataset, path: PathLike) -> np.ndarray:
     if "PixelData" not in ds:
         kind = "Float Pixel Data" if ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds) else "Pixel Data"
         raise MissingPixelDataError(path, f"no {kind} element" if kind == "Pixel Data" else f"{kind} is not supported")
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    ts = transfer_syntax(ds)
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    if ts in _NATIVE_LE and bits == 16 and (not signed or int(ds.get("BitsStored", 16)) == 16):
-        # Fast path for the common native layout (about 0.5 ms/slice cheaper than
-        # pixel_array's generic machinery); tests check it equals pixel_array.
-        data = ds.PixelData
-        need = rows * cols * 2
+    rows, cols = header_int(ds, "Rows", 0, path), header_int(ds, "Columns", 0, path)
+    ts = transfer_syntax(ds, path)
+    bits = header_int(ds, "BitsAllocated", 0, path)
+    signed = header_int(ds, "PixelRepresentation", 0, path) == 1
+    data = ds.PixelData
+    if not isinstance(data, (bytes, bytearray)):
+        raise MissingPixelDataError(path, f"Pixel Data is not a byte string ({type(data).__name__})")
+    if not ts.is_compressed:
+        if bits not in (1, 8, 16, 32, 64):
+            raise UnreadableDicomError(path, f"BitsAllocated {bits} is not 1, 8, 16, 32 or 64")
+        need = (rows * cols + 7) // 8 if bits == 1 else rows * cols * bits // 8
         if len(data) < need:
             raise MissingPixelDataError(path, f"truncated pixel data ({len(data)} of {need} bytes)")
+    else:
+        check_codestreams(str(path), data, str(ts), rows, cols, 1, 1)
+    if ts in _NATIVE_LE and bits == 16 and (not signed or header_int(ds, "BitsStored", 16, path) == 16):
+        # Fast path for the common native layout (about 0.5 ms/slice cheaper than
+        # pixel_array's generic machinery); tests check it equals pixel_array.
         return np.frombuffer(data, dtype="<i2" if signed else "<u2", count=rows * cols).reshape(rows, cols)
     if ts.is_compressed:
         check_decodable(ds, path)
@@ -211,6 +279,17 @@ def _pixels(ds: Dataset, path: PathLike) -> np.ndarray:
 def read_stored(path: PathLike, require_ct: bool = True) -> StoredSlice:
     """Read and validate one slice; return stored values (12-bit fix applied) and its LUT."""
     ds = _dcmread(path)
+    try:
+        return _stored(ds, path, require_ct)
+    except DicomError:
+        raise
+    except MemoryError:
+        raise  # never hidden: the limits in brainlib.io.limits must prevent it
+    except Exception as exc:  # pydicom converts damaged raw elements lazily, anywhere above
+        raise UnreadableDicomError(path, f"damaged header element ({type(exc).__name__}: {exc})") from exc
+
+
+def _stored(ds: Dataset, path: PathLike, require_ct: bool) -> StoredSlice:
     check_image(ds, path, require_ct=require_ct)
     raw = _pixels(ds, path)
     try:
@@ -218,6 +297,8 @@ def read_stored(path: PathLike, require_ct: bool = True) -> StoredSlice:
         intercept = float(_first(ds.get("RescaleIntercept", 0.0)) or 0.0)
     except (TypeError, ValueError) as exc:
         raise UnreadableDicomError(path, f"non-numeric RescaleSlope/RescaleIntercept ({exc})") from exc
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        raise UnreadableDicomError(path, f"RescaleSlope {slope} / RescaleIntercept {intercept} not finite")
     if needs_rsna12_fix(ds):
         fixed = raw.astype(np.int32) + 1000
         fixed[fixed >= 4096] -= 4096

@@ -44,6 +44,11 @@ class NotCTError(DicomError):
     """The file is not a CT image, so its values are not Hounsfield units."""
 
 
+class ImplausibleImageError(DicomError):
+    """The header (or a compressed frame) promises a size beyond brainlib's limits
+    (:mod:`brainlib.io.limits`): refused before anything is allocated."""
+
+
 __all__ = [
     "DicomError",
     "UnreadableDicomError",
@@ -51,6 +56,7 @@ __all__ = [
     "UnsupportedTransferSyntaxError",
     "UnsupportedPhotometricError",
     "NotCTError",
+    "ImplausibleImageError",
     "Skipped",
     "write_skipped",
 ]

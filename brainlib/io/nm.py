@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from brainlib.io.errors import (DicomError, MissingPixelDataError, UnreadableDicomError,
-                                UnsupportedPhotometricError, UnsupportedTransferSyntaxError)
+from brainlib.io.errors import (DicomError, ImplausibleImageError, MissingPixelDataError,
+                                UnreadableDicomError, UnsupportedPhotometricError,
+                                UnsupportedTransferSyntaxError)
 
 __all__ = ["NMScan", "NotNMError", "ImplausibleNMError", "MAX_FRAMES", "MAX_SIDE", "VIEWS",
            "frame_views", "read_nm", "read_nm_header"]
@@ -40,7 +41,7 @@ class NotNMError(DicomError):
     """The file is DICOM but not a nuclear-medicine image (``Modality`` is not NM)."""
 
 
-class ImplausibleNMError(DicomError):
+class ImplausibleNMError(ImplausibleImageError):
     """The header promises a matrix or frame count no whole-body scan has (refused unread)."""
 
 
@@ -76,8 +77,24 @@ def _item_view(item: Any) -> str | None:
 
 
 def frame_views(ds: Any) -> tuple[str, ...]:
-    """The view of every frame of an NM header: 'anterior', 'posterior' or 'frame<i>'."""
+    """The view of every frame of an NM header: 'anterior', 'posterior' or 'frame<i>'.
+
+    Raises UnreadableDicomError (naming the file) when the view tags are damaged.
+    """
+    try:
+        return _frame_views(ds)
+    except DicomError:
+        raise
+    except Exception as err:  # damaged DetectorVector / sequences / lazily converted values
+        where = str(getattr(ds, "filename", "") or "<dataset>")
+        raise UnreadableDicomError(where, f"damaged view tags ({type(err).__name__}: {err})") from err
+
+
+def _frame_views(ds: Any) -> tuple[str, ...]:
     n = int(ds.get("NumberOfFrames", 1) or 1)
+    if not 1 <= n <= MAX_FRAMES:
+        raise ImplausibleNMError(str(getattr(ds, "filename", "") or "<dataset>"),
+                                 f"{n} frames, outside 1..{MAX_FRAMES} for a bone scan")
     views: list[str | None] = [None] * n
     info = ds.get("DetectorInformationSequence", None)
     vector = ds.get("DetectorVector", None)
@@ -106,17 +123,15 @@ def _description_view(ds: Any) -> str:
 
 def read_nm_header(path: str | os.PathLike[str]) -> Any:
     """The header (no pixels) of an NM file; typed errors for non-DICOM, non-NM, absurd sizes."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    from brainlib.io.dicom import _dcmread
 
     p = str(path)
+    ds = _dcmread(p, stop_before_pixels=True)
     try:
-        ds = pydicom.dcmread(p, stop_before_pixels=True)
-    except InvalidDicomError as err:
-        raise UnreadableDicomError(p, f"not a DICOM file ({err})") from err
-    except (OSError, ValueError, EOFError, KeyError, TypeError) as err:
-        raise UnreadableDicomError(p, f"unreadable header ({type(err).__name__}: {err})") from err
-    modality = str(ds.get("Modality", "") or "")
+        modality = ds.get("Modality", "")
+        modality = str(modality or "") if isinstance(modality, str) or not modality else repr(modality)
+    except Exception as err:  # pydicom converts damaged raw elements lazily
+        raise UnreadableDicomError(p, f"damaged Modality ({type(err).__name__}: {err})") from err
     if modality != "NM":
         raise NotNMError(p, f"Modality is {modality or 'missing'!r}, not 'NM' (nuclear medicine)")
     _check_dimensions(p, ds)
@@ -124,20 +139,14 @@ def read_nm_header(path: str | os.PathLike[str]) -> Any:
 
 
 def _check_dimensions(path: str, ds: Any) -> None:
-    try:
-        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (TypeError, ValueError) as err:
-        raise UnreadableDicomError(path, f"Rows/Columns/NumberOfFrames not integers ({err})") from err
+    from brainlib.io.dicom import header_int
+
+    rows, cols = header_int(ds, "Rows", 0, path), header_int(ds, "Columns", 0, path)
+    frames = header_int(ds, "NumberOfFrames", 1, path)
     if not (1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE):
         raise ImplausibleNMError(path, f"matrix {rows} x {cols} outside 1..{MAX_SIDE}")
     if not 1 <= frames <= MAX_FRAMES:
         raise ImplausibleNMError(path, f"{frames} frames, outside 1..{MAX_FRAMES} for a bone scan")
-
-
-def _expected_bytes(ds: Any) -> int:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return frames * int(ds.Rows) * int(ds.Columns) * (int(ds.get("BitsAllocated", 16)) // 8)
 
 
 def read_nm(path: str | os.PathLike[str]) -> NMScan:
@@ -149,41 +158,73 @@ def read_nm(path: str | os.PathLike[str]) -> NMScan:
         UnsupportedPhotometricError: not single-sample MONOCHROME1/2.
         UnsupportedTransferSyntaxError: compressed data no installed decoder reads.
     """
-    import pydicom
+    from brainlib.io.dicom import _dcmread
 
     p = str(path)
     read_nm_header(p)
+    ds = _dcmread(p)
     try:
-        ds = pydicom.dcmread(p)
-    except Exception as err:  # noqa: BLE001 - any parser failure is "unreadable" for this file
-        raise UnreadableDicomError(p, f"unreadable ({type(err).__name__}: {err})") from err
+        return _scan(p, ds)
+    except DicomError:
+        raise
+    except MemoryError:
+        raise  # never hidden: the header checks must prevent it
+    except Exception as err:  # pydicom converts damaged raw elements lazily, anywhere below
+        raise UnreadableDicomError(p, f"damaged header element ({type(err).__name__}: {err})") from err
+
+
+def _scan(p: str, ds: Any) -> NMScan:
+    from brainlib.io.dicom import _first, header_int, transfer_syntax
+    from brainlib.io.limits import check_codestreams
+
+    _check_dimensions(p, ds)  # again: the full read may differ from the header-only one
     if "PixelData" not in ds:
         raise MissingPixelDataError(p, "no Pixel Data element")
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if int(ds.get("SamplesPerPixel", 1)) != 1 or not photometric.startswith("MONOCHROME"):
-        raise UnsupportedPhotometricError(p, f"{photometric} with {ds.get('SamplesPerPixel')} "
+    photometric = ds.get("PhotometricInterpretation", "MONOCHROME2")
+    samples = header_int(ds, "SamplesPerPixel", 1, p)
+    if samples != 1 or not isinstance(photometric, str) or not photometric.startswith("MONOCHROME"):
+        raise UnsupportedPhotometricError(p, f"{str(photometric)[:40]} with {samples} "
                                              "samples per pixel; counts must be greyscale")
-    if not ds.file_meta.TransferSyntaxUID.is_compressed and len(ds.PixelData) < _expected_bytes(ds):
-        raise MissingPixelDataError(p, f"Pixel Data has {len(ds.PixelData)} bytes, the header "
-                                       f"promises {_expected_bytes(ds)} (truncated)")
-    counts = _decode(p, ds)
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    rows, cols = header_int(ds, "Rows", 0, p), header_int(ds, "Columns", 0, p)
+    frames, bits = header_int(ds, "NumberOfFrames", 1, p), header_int(ds, "BitsAllocated", 16, p)
+    if bits not in (8, 16, 32):
+        raise UnreadableDicomError(p, f"BitsAllocated {bits} is not 8, 16 or 32")
+    ts = transfer_syntax(ds, p)
+    data = ds.PixelData
+    if not isinstance(data, (bytes, bytearray)):
+        raise MissingPixelDataError(p, f"Pixel Data is not a byte string ({type(data).__name__})")
+    expected = frames * rows * cols * (bits // 8)
+    if not ts.is_compressed and len(data) < expected:
+        raise MissingPixelDataError(p, f"Pixel Data has {len(data)} bytes, the header "
+                                       f"promises {expected} (truncated)")
+    if ts.is_compressed:
+        check_codestreams(p, data, str(ts), rows, cols, frames, samples)
+    counts = _decode(p, ds, frames, rows, cols)
+    try:
+        slope = float(_first(ds.get("RescaleSlope", 1.0)) or 1.0)
+        intercept = float(_first(ds.get("RescaleIntercept", 0.0)) or 0.0)
+    except (TypeError, ValueError) as err:
+        raise UnreadableDicomError(p, f"non-numeric RescaleSlope/RescaleIntercept ({err})") from err
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        raise UnreadableDicomError(p, f"RescaleSlope {slope} / RescaleIntercept {intercept} not finite")
     counts = counts.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     return NMScan(p, counts, frame_views(ds), str(ds.get("PatientID", "") or ""),
                   str(ds.get("StudyInstanceUID", "") or ""), str(ds.get("Manufacturer", "") or ""))
 
 
-def _decode(path: str, ds: Any) -> np.ndarray:
+def _decode(path: str, ds: Any, frames: int, rows: int, cols: int) -> np.ndarray:
     try:
         arr = ds.pixel_array
     except (NotImplementedError, RuntimeError) as err:
         raise UnsupportedTransferSyntaxError(
-            path, f"cannot decode transfer syntax {ds.file_meta.TransferSyntaxUID} ({err})") from err
+            path, f"cannot decode transfer syntax {ds.file_meta.get('TransferSyntaxUID')} ({err})") from err
     except (ValueError, EOFError) as err:
         raise MissingPixelDataError(path, f"pixel data unreadable ({err})") from err
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return np.asarray(arr).reshape(frames, int(ds.Rows), int(ds.Columns))
+    arr = np.asarray(arr)
+    if arr.size != frames * rows * cols:
+        raise MissingPixelDataError(path, f"decoded {arr.size} values, the header promises "
+                                          f"{frames} x {rows} x {cols}")
+    return arr.reshape(frames, rows, cols)
 
 
 def is_nm_file(path: str | os.PathLike[str]) -> bool:

@@ -30,11 +30,13 @@ from brainlib.io.dicom import (
     _dcmread,
     _first,
     check_image,
+    header_int,
     needs_rsna12_fix,
     read_window_tags,
     transfer_syntax,
 )
 from brainlib.io.errors import DicomError, MissingPixelDataError, Skipped, UnreadableDicomError
+from brainlib.io.limits import BoundedReader
 
 INDEX_COLUMNS = [
     "path", "study_uid", "series_uid", "sop_uid", "instance_number", "position",
@@ -67,7 +69,7 @@ def slice_normal_position(orientation: Sequence[float] | None, position: Sequenc
 def _check_pixel_extent(fh: Any, ds: Dataset, path: PathLike, size: int) -> None:
     """After a stop_before_pixels read the file sits at the Pixel Data tag: verify it is
     there and, for native data, that the file holds all the bytes its length promises."""
-    ts = transfer_syntax(ds)
+    ts = transfer_syntax(ds, path)
     if ts.is_deflated:  # the body is zlib-compressed: file offsets mean nothing; read_hu checks
         return
     head = fh.read(12)
@@ -86,9 +88,9 @@ def _check_pixel_extent(fh: Any, ds: Dataset, path: PathLike, size: int) -> None
     if length == 0xFFFFFFFF:  # encapsulated (compressed): the decoder validates it
         return
     available = size - (fh.tell() - len(head)) - hdr
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    expected = rows * cols * frames * int(ds.get("BitsAllocated", 16)) // 8
+    rows, cols = header_int(ds, "Rows", 0, path), header_int(ds, "Columns", 0, path)
+    frames = header_int(ds, "NumberOfFrames", 1, path)
+    expected = rows * cols * frames * header_int(ds, "BitsAllocated", 16, path) // 8
     if available < min(length, expected) or length < expected:
         raise MissingPixelDataError(
             path, f"truncated pixel data ({min(available, length)} of {expected} bytes)"
@@ -99,13 +101,24 @@ def index_file(path: PathLike, require_ct: bool = True) -> dict[str, Any]:
     """One index row from the header of `path` (raises a DicomError if unusable)."""
     try:
         st = os.stat(path)
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise UnreadableDicomError(path, f"cannot open file ({exc.strerror or exc})") from exc
+        fh = BoundedReader(path)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UnreadableDicomError(path, f"cannot open file ({getattr(exc, 'strerror', None) or exc})") from exc
     with fh:
         ds = _dcmread(path, fh=fh, stop_before_pixels=True)
-        check_image(ds, path, require_ct=require_ct)
-        _check_pixel_extent(fh, ds, path, st.st_size)
+        try:
+            check_image(ds, path, require_ct=require_ct)
+            _check_pixel_extent(fh, ds, path, st.st_size)
+            return _row(ds, path, st)
+        except DicomError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:  # pydicom converts damaged raw elements lazily
+            raise UnreadableDicomError(path, f"damaged header element ({type(exc).__name__}: {exc})") from exc
+
+
+def _row(ds: Dataset, path: PathLike, st: os.stat_result) -> dict[str, Any]:
     orientation = _floats(ds.get("ImageOrientationPatient"), 6)
     position = _floats(ds.get("ImagePositionPatient"), 3)
     spacing = _floats(ds.get("PixelSpacing"), 2)
@@ -127,8 +140,8 @@ def index_file(path: PathLike, require_ct: bool = True) -> dict[str, Any]:
         "instance_number": int(inst) if math.isfinite(inst) else -1,
         "position": slice_normal_position(orientation, position),
         "series_description": str(ds.get("SeriesDescription", "")),
-        "rows": int(ds.Rows),
-        "columns": int(ds.Columns),
+        "rows": header_int(ds, "Rows", 0, path),
+        "columns": header_int(ds, "Columns", 0, path),
         "pixel_spacing": spacing,
         "slice_thickness": num("SliceThickness"),
         "modality": str(ds.get("Modality", "")),
@@ -143,7 +156,7 @@ def index_file(path: PathLike, require_ct: bool = True) -> dict[str, Any]:
         "bits_stored": int(num("BitsStored", 0)),
         "pixel_representation": int(num("PixelRepresentation", 0)),
         "rsna12_fix": needs_rsna12_fix(ds),
-        "transfer_syntax": str(transfer_syntax(ds)),
+        "transfer_syntax": str(transfer_syntax(ds, path)),
         "convolution_kernel": str(_first(ds.get("ConvolutionKernel", "")) or ""),
         "contrast_agent": str(ds.get("ContrastBolusAgent", "")),
         "image_type": "\\".join(str(v) for v in (ds.get("ImageType") or [])),
