@@ -40,6 +40,7 @@ from PIL import Image
 
 from brainlib.data.base import BaseDataset, DataFileError, DatasetError, as_path
 from brainlib.data.classes import DEEPLESION_TYPES
+from brainlib.data.csvfile import read_csv_bounded
 from brainlib.io import Skipped
 
 #: DL_info.csv columns, verbatim, in file order.
@@ -54,7 +55,7 @@ IMAGES = "Images_png"
 HU_OFFSET = 32768
 SPLIT_CODES: dict[int, str] = {1: "train", 2: "val", 3: "test"}
 DEFAULT_MAX_PIXELS = 16_000_000
-_FILE = re.compile(r"^(?P<series>\d+_\d+_\d+)_(?P<slice>\d+)\.png$")
+_FILE = re.compile(r"^(?P<series>[0-9]{1,9}_[0-9]{1,9}_[0-9]{1,9})_(?P<slice>[0-9]{1,9})\.png$", re.ASCII)
 
 
 class DeepLesionError(DataFileError):
@@ -88,6 +89,8 @@ def image_path(root: str | Path, file_name: str) -> Path:
 def parse_numbers(text: Any, n: int | None = None) -> tuple[float, ...]:
     """``"1.5, 2, 3"`` -> (1.5, 2.0, 3.0); checks the count when ``n`` is given."""
     values = tuple(float(v) for v in str(text).replace(";", ",").split(",") if v.strip())
+    if not all(np.isfinite(values)):
+        raise ValueError(f"non-finite number in {str(text)[:80]!r}")
     if n is not None and len(values) != n:
         raise ValueError(f"expected {n} numbers, got {len(values)} in {text!r}")
     return values
@@ -98,10 +101,7 @@ def read_dl_info(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no {DL_INFO} (expected at the DeepLesion root)")
-    try:
-        frame = pd.read_csv(path, dtype={"File_name": str}, skipinitialspace=True)
-    except (OSError, ValueError) as err:
-        raise DatasetError(f"{path}: unreadable CSV ({err})") from err
+    frame = read_csv_bounded(path, dtype={"File_name": str}, skipinitialspace=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in DL_INFO_COLUMNS if c not in frame.columns]
     if missing:
@@ -163,18 +163,21 @@ def index_key_slices(root: Path, info: pd.DataFrame, csv_path: Path) -> tuple[pd
             spacing = parse_numbers(r.Spacing_mm_px_)
             window = parse_numbers(r.DICOM_windows, 2)
             slice_range = parse_numbers(r.Slice_range, 2)
-        except (ValueError, KeyError, TypeError) as err:
-            skipped.append(Skipped(where, "MalformedRowError", str(err)))
+            case = fname[:-4]
+            row_meta = {
+                "case_id": case, "file_name": fname, "image_path": str(path),
+                "patient": int(r.Patient_index), "study": int(r.Study_index), "series": int(r.Series_ID),
+                "key_slice": int(r.Key_slice_index), "split": split, "image_width": int(size[0]),
+                "image_height": int(size[1]), "spacing": spacing, "window": window,
+                "slice_range": tuple(int(v) for v in slice_range), "gender": str(r.Patient_gender),
+                "age": r.Patient_age}
+            if not (0 < row_meta["image_width"] <= 65535 and 0 < row_meta["image_height"] <= 65535):
+                raise ValueError(f"Image_size {size} outside 1..65535")
+        except (ValueError, KeyError, TypeError, OverflowError) as err:
+            skipped.append(Skipped(where, "MalformedRowError", str(err)[:300]))
             continue
-        case = fname[:-4]
         lesions.setdefault(case, []).append(lesion)
-        meta.setdefault(case, {
-            "case_id": case, "file_name": fname, "image_path": str(path),
-            "patient": int(r.Patient_index), "study": int(r.Study_index), "series": int(r.Series_ID),
-            "key_slice": int(r.Key_slice_index), "split": split, "image_width": int(size[0]),
-            "image_height": int(size[1]), "spacing": spacing, "window": window,
-            "slice_range": tuple(int(v) for v in slice_range), "gender": str(r.Patient_gender),
-            "age": r.Patient_age})
+        meta.setdefault(case, row_meta)
     rows = []
     for case, m in meta.items():
         ls = lesions[case]
