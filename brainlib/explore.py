@@ -1,10 +1,19 @@
 """Data and measurements behind the student notebook `explore_ct_windows.ipynb`.
 
 Loads one phantom study (RSNA layout, through the same readers as the real data) or a real
-DICOM series folder, and measures why subdural blood is easier to see in the subdural window:
-a thin crescent of blood (~60-90 HU) lies against the skull (> 700 HU). In the brain window
-(40, 80) both are near white, so the crescent merges with the bone; the subdural window
-(80, 200) keeps blood grey and bone white, at the cost of less contrast against the brain.
+DICOM series folder, and measures two lessons on the phantom's own ground-truth masks:
+
+1. *Acute* subdural blood (~60-90 HU) is a thin crescent against the skull (> 700 HU). In the
+   brain window (40, 80) both are white, so the crescent merges with the bone; the subdural
+   window (80, 200) keeps blood grey and bone white, at the cost of less contrast against
+   the brain (`window_contrast_table`).
+2. Blood at the *same density as brain* (subacute blood, a few days to weeks old, passes
+   through brain density) cannot be windowed out: a window is a straight line from HU to grey,
+   so narrowing it stretches the blood-brain difference and the noise alike, and their ratio
+   (contrast-to-noise) is the same in every window that clips neither (`visibility_table`).
+
+The crescents are told apart as the 3-D connected parts of the phantom's subdural mask
+(`split_lesion`), so every number in the notebook is measured, none typed.
 """
 from __future__ import annotations
 
@@ -17,10 +26,18 @@ from scipy import ndimage
 
 from brainlib.data.base import scan_cached
 from brainlib.data.classes import RSNA_SUBTYPES
-from brainlib.io import WINDOWS, assemble_series, read_hu
-from brainlib.widgets import load_source, region_contrast
+from brainlib.io import WINDOWS, Skipped, Window, assemble_series
+from brainlib.io import window as apply_window
+from brainlib.widgets import load_source
+from brainlib.widgets.sources import describe_skipped, find_series, read_volume
 
-__all__ = ["ExampleStudy", "load_example_study", "window_contrast_table"]
+__all__ = ["ExampleStudy", "LesionPart", "load_example_study", "split_lesion", "describe_contrast",
+           "describe_visibility", "compare_windows_figure",
+           "window_contrast_table", "visibility_table", "BONE_HU", "BRAIN_HU"]
+
+#: HU bands that define the neighbours of a lesion (settings of this teaching measure).
+BONE_HU = 300.0
+BRAIN_HU = (0.0, 60.0)
 
 
 @dataclass
@@ -31,6 +48,7 @@ class ExampleStudy:
     description: str
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = "phantom"
+    skipped: list[Skipped] = field(default_factory=list)
 
     def best_slice(self, cls: str = "subdural") -> int:
         """Slice with the most pixels of `cls` (the middle slice when there is no mask)."""
@@ -69,7 +87,7 @@ def load_example_study(data_root: str | Path | None = None, study: str | int | N
     sl = truth.slice_labels[truth.slice_labels["series_uid"] == row["series_uid"]]
     index, _ = scan_cached(root / "stage_2_train")
     series = assemble_series(index[index["series_uid"] == row["series_uid"]])[0]
-    volume = np.stack([read_hu(p) for p in series.paths]).astype(np.float32)
+    volume = read_volume(series)
     # Masks in the series' position order (the truth keeps the generator's z index).
     sop_by_name = {Path(p).name: s for p, s in zip(sl["path"], sl["sop_uid"])}
     per_slice = [truth.masks(sop_by_name[Path(p).name]) for p in series.paths]
@@ -86,11 +104,7 @@ def _real_study(path: Path, study: str | int | None) -> ExampleStudy:
         raise FileNotFoundError(f"{path}: no such DICOM file or folder")
     if path.is_file():
         return ExampleStudy(load_source(path), f"DICOM file {path}", source="real")
-    index, skipped = scan_cached(path)
-    series = assemble_series(index) if len(index) else []
-    if not series:
-        reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
-        raise ValueError(f"{path}: no readable CT series in this folder. {reasons}")
+    series, skipped = find_series(path, scan=scan_cached)
     series.sort(key=lambda s: (s.study_uid, s.series_uid))
     if study is None:
         chosen = series[0]
@@ -103,27 +117,151 @@ def _real_study(path: Path, study: str | int | None) -> ExampleStudy:
         if not hits:
             raise KeyError(f"{path}: no series or study with UID {study!r}")
         chosen = hits[0]
-    volume = np.stack([read_hu(p) for p in chosen.paths]).astype(np.float32)
+    volume = read_volume(chosen)
     desc = (f"DICOM data from {path}: series {chosen.description or chosen.series_uid} "
             f"({len(volume)} slices, {len(series)} series in the folder)")
-    return ExampleStudy(volume, desc, source="real")
+    if skipped:
+        desc += f"; not read: {describe_skipped(skipped)}"
+    return ExampleStudy(volume, desc, source="real", skipped=skipped)
 
 
-def window_contrast_table(hu: np.ndarray, lesion: np.ndarray, ring_px: int = 3) -> pd.DataFrame:
-    """Displayed contrast of a lesion against the adjacent bone and brain, per preset window.
+@dataclass
+class LesionPart:
+    """One 3-D connected part of a lesion mask, measured against the brain around it."""
 
-    The neighbourhood is a `ring_px` ring around the lesion, split into bone (> 300 HU) and
-    brain (0-60 HU). Contrast is the difference of mean grey level in [0, 1].
+    mask: np.ndarray  # (Z, H, W) bool
+    slice_index: int  # the slice where this part is largest
+    voxels: int
+    median_hu: float  # median, so edge pixels that mix blood with bone do not count
+    brain_hu: float  # median HU of the brain in a ring around the part, on its largest slice
+    brain_noise: float  # robust spread (1.4826 x MAD) of that brain: what the eye sees through
+
+    @property
+    def difference_hu(self) -> float:
+        """Median HU of the part minus that of the brain next to it."""
+        return self.median_hu - self.brain_hu
+
+
+def _ring(mask2d: np.ndarray, exclude: np.ndarray, ring_px: int) -> np.ndarray:
+    return ndimage.binary_dilation(mask2d, iterations=ring_px) & ~mask2d & ~exclude
+
+
+def _brain(hu: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    return ring & (hu > BRAIN_HU[0]) & (hu < BRAIN_HU[1])
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation (outliers ignored)."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _median_contrast(shown: np.ndarray, region: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.median(shown[region]) - np.median(shown[reference])) if reference.any() else np.nan
+
+
+def split_lesion(volume: np.ndarray, mask: np.ndarray, min_fraction: float = 0.05,
+                 ring_px: int = 3) -> list[LesionPart]:
+    """The 3-D connected parts of `mask`, largest difference from brain first.
+
+    Parts smaller than `min_fraction` of the mask (partial-volume crumbs at the edges) are
+    left out. Raises ValueError for an empty mask.
+    """
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("the lesion mask is empty")
+    labels, n = ndimage.label(mask)
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    parts = []
+    for k in np.flatnonzero(sizes >= min_fraction * mask.sum()) + 1:
+        part = labels == k
+        z = int(np.argmax(part.reshape(len(part), -1).sum(1)))
+        brain = _brain(volume[z], _ring(part[z], mask[z], ring_px))
+        vals = volume[z][brain] if brain.any() else np.array([np.nan])
+        parts.append(LesionPart(part, z, int(part.sum()), float(np.median(volume[part])),
+                                float(np.median(vals)), _robust_sd(vals)))
+    return sorted(parts, key=lambda p: -abs(p.difference_hu))
+
+
+def window_contrast_table(hu: np.ndarray, lesion: np.ndarray, ring_px: int = 3,
+                          windows: dict[str, Window] | None = None) -> pd.DataFrame:
+    """Displayed contrast of a lesion against the adjacent bone and brain, per window.
+
+    The neighbourhood is a `ring_px` ring around the lesion, split into bone (> `BONE_HU`)
+    and brain (`BRAIN_HU`). Each entry is the lesion's median grey level minus the
+    neighbour's, on the screen's 0 (black) .. 1 (white) scale: positive, the blood looks
+    brighter; negative, darker; near 0, the same grey (no visible edge). Medians, so the few
+    edge pixels that mix blood with bone do not count. Indexed by window.
     """
     if not lesion.any():
         raise ValueError("the lesion mask is empty on this slice")
     ring = ndimage.binary_dilation(lesion, iterations=ring_px) & ~lesion
-    bone, brain = ring & (hu > 300), ring & (hu > 0) & (hu < 60)
+    bone, brain = ring & (hu > BONE_HU), _brain(hu, ring)
     rows = []
-    for name, win in WINDOWS.items():
-        rows.append({
-            "window": name, "level": win.level, "width": win.width,
-            "blood vs bone": region_contrast(hu, lesion, bone, win) if bone.any() else np.nan,
-            "blood vs brain": region_contrast(hu, lesion, brain, win) if brain.any() else np.nan,
-        })
-    return pd.DataFrame(rows)
+    for name, win in (windows or WINDOWS).items():
+        shown = apply_window(hu, win.level, win.width)
+        rows.append({"window": name.replace("_", " "), "level": win.level, "width": win.width,
+                     "blood vs bone": _median_contrast(shown, lesion, bone),
+                     "blood vs brain": _median_contrast(shown, lesion, brain)})
+    return pd.DataFrame(rows).set_index("window")
+
+
+def visibility_table(hu: np.ndarray, lesion: np.ndarray, ring_px: int = 3,
+                     windows: dict[str, Window] | None = None) -> pd.DataFrame:
+    """Per window: the blood-brain grey difference (medians), the brain's noise in grey
+    levels (1.4826 x MAD) and their ratio (contrast-to-noise). A window cannot raise that ratio: where it clips
+    neither tissue it is the same in every window; where it clips, it falls."""
+    if not lesion.any():
+        raise ValueError("the lesion mask is empty on this slice")
+    brain = _brain(hu, _ring(lesion, lesion, ring_px))
+    if not brain.any():
+        raise ValueError("no brain (0-60 HU) next to the lesion on this slice")
+    rows = []
+    for name, win in (windows or WINDOWS).items():
+        shown = apply_window(hu, win.level, win.width)
+        diff = _median_contrast(shown, lesion, brain)
+        noise = _robust_sd(shown[brain])
+        rows.append({"window": name.replace("_", " "), "level": win.level, "width": win.width,
+                     "blood - brain (grey)": diff, "brain noise (grey)": noise,
+                     "contrast / noise": diff / noise if noise > 0 else np.nan})
+    return pd.DataFrame(rows).set_index("window")
+
+
+def describe_contrast(table: pd.DataFrame) -> str:
+    """Plain sentences on an acute crescent's contrast table (numbers read from `table`)."""
+    b, s = table.loc["brain"], table.loc["subdural"]
+    return (f"Brain window: the blood is {b['blood vs bone']:+.2f} against the bone beside it "
+            f"(about the same grey: the crescent merges with the skull) and "
+            f"{b['blood vs brain']:+.2f} against the brain. Subdural window: "
+            f"{s['blood vs bone']:+.2f} against the bone (clearly darker, so its edge shows) and "
+            f"{s['blood vs brain']:+.2f} against the brain (still brighter, by less).")
+
+
+def describe_visibility(part: LesionPart, table: pd.DataFrame) -> str:
+    """Plain sentences on a faint crescent (numbers read from `part` and `table`)."""
+    side = "darker" if part.difference_hu < 0 else "brighter"
+    ratios = table["contrast / noise"]
+    return (f"This crescent's median is {part.median_hu:.0f} HU and the brain beside it "
+            f"{part.brain_hu:.0f} HU: {abs(part.difference_hu):.0f} HU {side}, while the brain "
+            f"itself varies by about {part.brain_noise:.0f} HU (noise and texture). Through every "
+            f"window the contrast-to-noise ratio stays between {ratios.min():+.2f} and "
+            f"{ratios.max():+.2f}: a window changes how grey things look, not how far apart "
+            f"they are compared with the noise.")
+
+
+def compare_windows_figure(hu: np.ndarray, mask: np.ndarray | None,
+                           windows: dict[str, Window]) -> "object":
+    """One panel per window of the same slice, the mask drawn as a thin cyan contour
+    (outside the lesion, so the blood itself is never covered)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(windows), figsize=(5 * len(windows), 5.2))
+    for ax, (name, win) in zip(np.atleast_1d(axes), windows.items()):
+        ax.imshow(apply_window(hu, win.level, win.width), cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+        if mask is not None and mask.any():
+            ax.contour(ndimage.binary_dilation(mask) & ~mask, levels=[0.5], colors="cyan",
+                       linewidths=0.6)
+        ax.set_title(f"{name.replace('_', ' ')} window ({win.level:g}/{win.width:g})")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
