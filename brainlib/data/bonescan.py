@@ -30,6 +30,8 @@ import torch.nn.functional as F
 
 from brainlib.data.base import BaseDataset, DatasetError, as_path
 from brainlib.data.classes import BONESCAN_CLASSES
+from brainlib.data.csvfile import read_csv_bounded
+from brainlib.data.names import UnsafeNameError, check_relative
 from brainlib.data.synth.marks import is_phantom_manufacturer
 from brainlib.io.errors import DicomError, Skipped
 from brainlib.io.nm import frame_views, read_nm, read_nm_header
@@ -48,19 +50,32 @@ def normalise_view(counts: np.ndarray, size: tuple[int, int], clip: float = 3.0)
     return (x / max(scale, 1e-6)).clamp_(0, clip)
 
 
-def read_scan_csv(csv_path: str | os.PathLike[str], classes: Sequence[str]) -> pd.DataFrame:
-    """Rows ``path`` (absolute), ``label``, ``patient`` (None when absent) of a scan CSV."""
+def read_scan_csv(csv_path: str | os.PathLike[str], classes: Sequence[str],
+                  skipped: list[Skipped] | None = None) -> pd.DataFrame:
+    """Rows ``path`` (inside the CSV's folder), ``label``, ``patient`` (None when absent).
+
+    A path that is absolute, holds ``..`` or a NUL byte would leave the CSV's folder: with a
+    ``skipped`` list its row is listed there (``MalformedPathError``), without one it raises
+    :class:`~brainlib.data.names.UnsafeNameError`. Paths are joined without resolving links.
+    """
     p = Path(csv_path)
-    try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as err:
-        raise DatasetError(f"{p}: unreadable CSV ({err})") from err
+    df = read_csv_bounded(p, dtype=str, keep_default_na=False)
     if not {"path", "label"} <= set(df.columns):
         raise DatasetError(f"{p}: needs columns path,label[,patient]; has {list(df.columns)}")
     bad = sorted(set(df["label"]) - set(classes))
     if bad:
         raise DatasetError(f"{p}: unknown label(s) {bad}; expected one of {list(classes)}")
-    out = pd.DataFrame({"path": [str((p.parent / x).resolve()) for x in df["path"]],
+    keep = []
+    for i, rel in enumerate(df["path"]):
+        problem = check_relative(rel)
+        if problem and skipped is None:
+            raise UnsafeNameError(p, f"line {i + 2}: path {rel[:120]!r}: {problem}")
+        if problem:
+            skipped.append(Skipped(f"{p} line {i + 2}", "MalformedPathError",
+                                   f"path {rel[:120]!r}: {problem}; row not used"))
+        keep.append(not problem)
+    df = df[keep].reset_index(drop=True)
+    out = pd.DataFrame({"path": [os.path.normpath(p.parent / x) for x in df["path"]],
                         "label": df["label"]})
     out["patient"] = df["patient"].replace("", None) if "patient" in df.columns else None
     return out
@@ -85,13 +100,14 @@ def _index(files: pd.DataFrame) -> tuple[list[dict[str, Any]], list[Skipped]]:
     for f in files.itertuples(index=False):
         try:
             ds = read_nm_header(f.path)
+            views = frame_views(ds)
         except DicomError as err:
             skipped.append(Skipped.from_error(err))
             continue
         records.append({"path": f.path, "label": f.label,
                         "patient": f.patient or str(ds.get("PatientID", "") or "") or None,
                         "study": str(ds.get("StudyInstanceUID", "") or "") or f.path,
-                        "views": frame_views(ds), "manufacturer": str(ds.get("Manufacturer", "") or "")})
+                        "views": views, "manufacturer": str(ds.get("Manufacturer", "") or "")})
     return records, skipped
 
 
@@ -140,10 +156,12 @@ class BoneScanDataset(BaseDataset):
         if csv is not None or root.is_file():
             csv_path = Path(csv) if csv is not None else root
             csv_path = csv_path if csv_path.is_absolute() else root / csv_path
-            files, root = read_scan_csv(csv_path, self.classes), csv_path.parent
+            csv_skipped: list[Skipped] = []
+            files, root = read_scan_csv(csv_path, self.classes, csv_skipped), csv_path.parent
         else:
-            files = _folder_rows(root, self.classes)
+            csv_skipped, files = [], _folder_rows(root, self.classes)
         records, skipped = _index(files)
+        skipped = csv_skipped + skipped
         rows = _limit(_rows(records, root), max_scans, seed)
         self.size = (int(size), int(size) // 2) if isinstance(size, int) else tuple(map(int, size))
         pixels, keep = [], []

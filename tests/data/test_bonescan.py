@@ -32,10 +32,19 @@ def test_folder_layout_rows_labels_groups(tree):
 
 def test_csv_layout_and_patient_column(tree, tmp_path):
     truth = load_bonescan_truth(tree)
-    pd.DataFrame({"path": [str(tree / t["path"]) for t in truth], "label": [t["label"] for t in truth],
-                  "patient": ["same"] * len(truth)}).to_csv(tmp_path / "scans.csv", index=False)
+    (tmp_path / "scans").symlink_to(tree, target_is_directory=True)  # a linked folder keeps working
+    escapes = [str(tree / truth[0]["path"]), f"../{tree.name}/{truth[0]['path']}", "scans/a\x00b.dcm",
+               "scans/../../etc/passwd"]
+    pd.DataFrame({"path": [f"scans/{t['path']}" for t in truth] + escapes,
+                  "label": [t["label"] for t in truth] + ["normal"] * len(escapes),
+                  "patient": ["same"] * (len(truth) + len(escapes))}).to_csv(tmp_path / "scans.csv", index=False)
     ds = BoneScanDataset(tmp_path / "scans.csv", size=64)
     assert len(ds) == len(truth) and set(ds.groups) == {"same"}
+    # absolute paths, '..' and NUL never leave the CSV's folder: listed as malformed, not read
+    bad = [s for s in ds.skipped if s.error == "MalformedPathError"]
+    assert len(bad) == len(escapes) == len(ds.skipped)
+    assert all("scans.csv line" in s.path for s in bad)
+    assert {"absolute" in s.reason or "'..'" in s.reason or "NUL" in s.reason for s in bad} == {True}
     (tmp_path / "bad.csv").write_text("path,label\nx.dcm,fracture\n")
     with pytest.raises(DatasetError, match="fracture"):
         BoneScanDataset(tmp_path / "bad.csv")
