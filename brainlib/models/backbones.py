@@ -9,13 +9,14 @@ put in the run manifest. It never fails for lack of weights and never pretends t
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from torchvision.models.vgg import cfgs, make_layers
+
+from brainlib.models._weights import load_weights, read_state_dict
 
 # torchvision's VGG-16 layer list ("D"): channel counts and "M" for max-pool.
 VGG16_CFG: list = list(cfgs["D"])
@@ -58,18 +59,14 @@ def vgg16_features(
     path = Path(weights)
     if width != 1.0:
         raise ValueError(f"{path}: ImageNet weights need width=1.0, got width={width}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: VGG-16 weights file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    # weights_only read, names and shapes checked, sha256 recorded (brainlib.models._weights)
+    state = read_state_dict(path)
     if any(k.startswith("features.") for k in state):
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    missing, unexpected = features.load_state_dict(state, strict=False)
-    if missing:
-        kind = "vgg16_bn" if batch_norm else "VGG-16"
-        raise ValueError(f"{path}: not a {kind} state dict (missing {missing[:3]}...)")
-    if unexpected:
-        warnings.warn(f"{path}: ignored unexpected keys {unexpected[:3]}", stacklevel=2)
-    return features, BackboneInit(True, str(path), f"VGG-16 with ImageNet weights from {path}")
+    kind = "vgg16_bn" if batch_norm else "VGG-16"
+    loaded = load_weights(features, path, f"{kind} features", state=state)
+    return features, BackboneInit(True, str(path), f"VGG-16 with ImageNet weights from {path} "
+                                                   f"(sha256 {loaded.sha256[:16]})")
 
 
 def vgg16_stage_slices(width: float = 1.0, batch_norm: bool = False) -> dict[str, slice]:

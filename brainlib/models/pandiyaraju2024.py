@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from brainlib.data.classes import BUSI_CLASSES
 from brainlib.layers.attention import CBAM
+from brainlib.models._weights import load_weights as load_checked_weights
 from brainlib.models._registry import register_model
 
 
@@ -225,10 +226,10 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | None, part: str)
     if not weights:
         return ModelInit(False, "random initialisation",
                          f"{part}: random initialisation (no local weights file given; nothing is downloaded)")
-    state = torch.load(os.fspath(weights), map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    model.load_state_dict(state)
-    return ModelInit(True, os.fspath(weights), f"{part}: weights from the local file {weights}")
+    # weights_only read, names and shapes checked (WeightsMismatchError), sha256 recorded
+    loaded = load_checked_weights(model, weights, part)
+    return ModelInit(True, os.fspath(weights), f"{part}: weights from the local file {weights} "
+                                               f"(sha256 {loaded.sha256[:16]})")
 
 
 @register_model("pandiyaraju2024_linknet_scse", paper="pandiyaraju2024")

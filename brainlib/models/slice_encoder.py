@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.vgg import make_layers
 
+from brainlib.models._weights import load_weights
 from brainlib.models.backbones import BackboneInit, _scaled_cfg, vgg16_features
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -107,8 +108,7 @@ class SliceEncoder(nn.Module):
         """A frozen encoder with conv weights from `path` (a `features` state dict written by
         `brainlib.papers.wang_drct2.encoder`); `note` says how they were trained."""
         enc = cls(width, weights=False, seed=0, arch=arch)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        enc.features.load_state_dict(state, strict=True)
+        load_weights(enc.features, path, f"{arch} slice-encoder (width {width}) features")
         enc.init = BackboneInit(True, str(path), note)
         for p in enc.parameters():
             p.requires_grad_(False)

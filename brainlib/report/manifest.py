@@ -3,8 +3,8 @@
 A notebook opens a :class:`Run` with :func:`start_run`, saves every regenerated table, figure
 and per-case prediction through it, compares its measurements with the paper's claims, and
 closes it with :meth:`Run.finish`, which writes ``manifest.json`` (git commit, parameters,
-seed, package versions, device, times, data source, deviations, readings, skipped inputs and
-the sha256 of every artefact). ``brainlib.report.write_report`` then gathers every paper's
+seed, package versions, device, times, data source, deviations, readings, skipped inputs, the
+sha256 of every artefact and of every local weights file loaded). ``brainlib.report.write_report`` then gathers every paper's
 folder into ``REPORT.md`` and ``REPORT.html``.
 
 Layout of ``<out>/<paper>/`` (paper numbering in the names, e.g. ``table3``, ``fig6_roc``)::
@@ -326,7 +326,7 @@ class Run:
         frame = _table_frame(df)
         paths = {ext: folder / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
         atomic_write(paths["csv"], frame.to_csv(index=False))
-        atomic_write(paths["md"], to_markdown(frame, full))
+        atomic_write(paths["md"], to_markdown(frame, full, escape_html=True))  # cells may hold DICOM text
         atomic_write(paths["tex"], to_latex(frame, full, label=f"tab:{self.paper}:{name}"))
         self.tables[name] = full
         return paths
@@ -404,6 +404,7 @@ class Run:
             "tables": self.tables,
             "figures": self.figures,
             "skipped": {"count": len(self.skipped), "entries": self.skipped},
+            "weights_files": loaded_weights_files(),
             "artifacts": artifact_hashes(self.out_dir),
         }
         return atomic_write(self.out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
@@ -427,6 +428,16 @@ def validate_predictions(df: pd.DataFrame, name: str = "predictions") -> None:
         problems.append(f"no label column for {sorted(scores - labels)}")
     if problems:
         raise ValueError(f"predictions {name!r}: " + "; ".join(problems))
+
+
+def loaded_weights_files() -> list[dict[str, Any]]:
+    """Local weights files this process loaded (path, sha256, bytes, what, tensors loaded).
+
+    Read from :mod:`brainlib.models._weights` only if it was imported: a process that never
+    imported it loaded no weights file, and the report stays free of a torch import.
+    """
+    module = sys.modules.get("brainlib.models._weights")
+    return module.loaded_weights() if module is not None else []
 
 
 def artifact_hashes(out_dir: Path) -> dict[str, dict[str, Any]]:
