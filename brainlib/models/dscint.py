@@ -42,6 +42,7 @@ import torch.nn as nn
 from brainlib.data.classes import BONESCAN_CLASSES
 from brainlib.layers.attention import CBAM
 from brainlib.models._registry import register_model
+from brainlib.models._weights import load_weights
 
 __all__ = ["Dscint", "DSCINT_CONFIG", "BASELINES", "HEADS", "count_structure", "feature_size",
            "init_note", "min_input_size"]
@@ -162,15 +163,21 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
 
 
 def _load_matching(model: nn.Module, weights: str | os.PathLike) -> str:
-    """Load every tensor of a local state dict whose name and shape match; say what stayed random."""
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    own = model.state_dict()
-    use = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(use, strict=False)
-    return f"{len(use)} of {len(own)} tensors from {path} (first conv and classifier random)"
+    """Load a local state dict (weights_only, sha256 recorded); say what stayed random.
+
+    Only the first convolution (rebuilt for two views) and the last linear layer (four classes)
+    may be missing or of another shape; any other difference refuses the file
+    (:class:`brainlib.models._weights.WeightsMismatchError`): an ImageNet file does not fit a
+    network of another width or layout.
+    """
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    free = {f"{n}.{t}" for n in (convs[:1] + linears[-1:]) for t in ("weight", "bias")}
+    loaded = load_weights(model, weights, "ImageNet (torchvision/timm layout)", allow_missing=free,
+                          allow_shape=free)
+    kept = loaded.total - loaded.loaded
+    return (f"{loaded.loaded} of {loaded.total} tensors from {weights} (sha256 {loaded.sha256[:16]})"
+            + (f"; {kept} left random (first conv, classifier)" if kept else ""))
 
 
 def _w(c: int, width: float) -> int:
