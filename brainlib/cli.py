@@ -44,14 +44,17 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from brainlib.engine.launch import dispatch_run
     from brainlib.runner import run_notebooks
 
-    return run_notebooks(
-        profile=args.profile, only=args.only.split(",") if args.only else None,
-        data_root=args.data_root, out_dir=Path(args.out), device=args.device, force=args.force,
-        notebooks_dir=Path(args.notebooks), seed=args.seed,
-        wait=True if args.wait is not None and args.wait < 0 else (args.wait or False),
-    )
+    common = dict(profile=args.profile, only=args.only.split(",") if args.only else None,
+                  data_root=args.data_root, device=args.device,
+                  notebooks_dir=Path(args.notebooks), seed=args.seed,
+                  wait=True if args.wait is not None and args.wait < 0 else (args.wait or False))
+    status = dispatch_run(args, run_notebooks, **common)  # --nproc N, or a rank of torchrun
+    if status is not None:
+        return status
+    return run_notebooks(out_dir=Path(args.out), force=args.force, **common)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -100,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-run even if nothing changed")
     p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
     p.add_argument("--seed", type=int, default=None, help="override every notebook's seed")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="training processes on this node (torch.distributed; docs/scale.md)")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="if another run is writing into --out, wait this long for it (-1: as long "
                         "as needed) instead of exiting with status 75")

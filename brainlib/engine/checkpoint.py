@@ -1,4 +1,10 @@
-"""Checkpoints: atomic writes, RNG state, the configuration a checkpoint must match to be resumed."""
+"""Checkpoints: atomic writes, RNG state, the configuration a checkpoint must match to be resumed.
+
+Checkpoints hold only tensors and plain Python values (the numpy RNG state is stored as a tensor
+and its scalars), so :func:`load_checkpoint` reads them with ``torch.load(weights_only=True)``:
+a checkpoint file cannot run code when loaded. Files written before this format (the numpy RNG
+state as an ndarray) still load: exactly the numpy types such a state needs are allowed.
+"""
 from __future__ import annotations
 
 import json
@@ -27,7 +33,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
 def _rng_state(loaders: Sequence[DataLoader | None]) -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
         "loaders": [l.generator.get_state() if l is not None and l.generator is not None
                     else None for l in loaders],
@@ -39,13 +45,34 @@ def _rng_state(loaders: Sequence[DataLoader | None]) -> dict[str, Any]:
 
 def _set_rng_state(state: Mapping[str, Any], loaders: Sequence[DataLoader | None]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     for loader, gen_state in zip(loaders, state["loaders"]):
         if loader is not None and loader.generator is not None and gen_state is not None:
             loader.generator.set_state(gen_state)
+
+
+def _numpy_state() -> dict[str, Any]:
+    """numpy's legacy global RNG state in weights-only-loadable form."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state: Any) -> None:
+    if isinstance(state, Mapping):
+        state = (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"],
+                 state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)  # a tuple: checkpoints written before the tensor form
+
+
+def _legacy_numpy_globals() -> list[Any]:
+    """What an ndarray RNG state of an older checkpoint needs to unpickle (and nothing else)."""
+    multiarray = getattr(np, "_core", None) or np.core
+    return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype,
+            type(np.dtype(np.uint32))]
 
 
 class CheckpointMismatchError(ValueError):
@@ -115,12 +142,19 @@ def _check_resumable(path: Path, state: Mapping[str, Any], config: Mapping[str, 
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (our own files, so full unpickling is allowed)."""
+    """Load a checkpoint written by :func:`fit` with ``weights_only=True`` (no code runs).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        RuntimeError: the file is corrupted, foreign, or holds objects outside tensors and plain
+            Python values (the message names the file and torch's reason).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupted / foreign file
         raise RuntimeError(f"{path}: cannot read checkpoint ({exc})") from exc
 

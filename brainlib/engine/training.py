@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -17,12 +18,15 @@ from torch.utils.data import DataLoader
 from brainlib._atomic import sweep_temp
 from brainlib.engine.batches import (LossSpec, _amp_context, _amp_mode, _batch_size, _compute_losses,
                                      _to_device, default_input_fn)
+from brainlib.engine import distributed
 from brainlib.engine.checkpoint import (BEST_CHECKPOINT, LAST_CHECKPOINT, _atomic_save,
-                                        _check_resumable, _rng_state, _set_rng_state, _train_config,
+                                        _check_resumable, _jsonable, _rng_state, _set_rng_state, _train_config,
                                         load_checkpoint)
 from brainlib.engine.evaluation import Predictions, _run_eval
-from brainlib.engine.loaders import resolve_device, seed_everything
+from brainlib.engine.loaders import _epoch_seed, resolve_device, seed_everything
 from brainlib.engine.optim import _make_optimizer, _param_groups
+
+RANK_STREAM = 10**9  # epoch offset of the per-rank RNG seeds (no epoch number reaches it)
 
 
 @dataclass
@@ -37,6 +41,7 @@ class FitResult:
     best_checkpoint: Path | None = None
     monitor: str = "val_loss"
     resumed_from: int = 0  # epochs already done when fit() was called (0: trained from scratch)
+    world_size: int = 1  # processes that trained it (torchrun / DistributedDataParallel)
 
 
 def _is_better(score: float, best: float | None, mode: str) -> bool:
@@ -109,11 +114,13 @@ def fit(
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    dev = resolve_device(device)
     if mode is None:
         mode = "min" if "loss" in monitor else "max"
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    dev = resolve_device(device)
+    info = distributed.join(dev)
+    dev = distributed.rank_device(dev, info)
     amp_mode = _amp_mode(amp, dev)
     if seed is not None:
         seed_everything(seed)
@@ -125,6 +132,19 @@ def fit(
     opt = _make_optimizer(optimizer, groups, lr, weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma) if lr_step else None
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
+    meta = _jsonable(dict(checkpoint_meta or {}))
+    config = _train_config(
+        model, opt, groups, train_loader, lr_step=lr_step, lr_gamma=lr_gamma if lr_step else None,
+        amp=amp_mode, channels_last=bool(channels_last), seed=seed, monitor=monitor, mode=mode,
+        grad_clip=grad_clip, max_steps_per_epoch=max_steps_per_epoch, meta=meta)
+    step_model: nn.Module = model
+    if info.active:  # every rank reads and rank 0 writes the checkpoints of rank 0's folder
+        train_loader = distributed.train_loader(train_loader, info, seed or 0)
+        val_loader = distributed.eval_loader(val_loader, info) if val_loader is not None else None
+        checkpoint_dir = distributed.broadcast(
+            str(checkpoint_dir) if checkpoint_dir is not None else None, info)
+        if seed is not None and info.rank:  # own dropout/augmentation streams per rank
+            seed_everything(_epoch_seed(seed, RANK_STREAM + info.rank))
     loaders = [train_loader, val_loader]
 
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -134,16 +154,12 @@ def fit(
         resume = ckpt_dir is not None
     last_path = ckpt_dir / LAST_CHECKPOINT if ckpt_dir else None
     best_path = ckpt_dir / BEST_CHECKPOINT if ckpt_dir else None
-    config = _train_config(
-        model, opt, groups, train_loader, lr_step=lr_step, lr_gamma=lr_gamma if lr_step else None,
-        amp=amp_mode, channels_last=bool(channels_last), seed=seed, monitor=monitor, mode=mode,
-        grad_clip=grad_clip, max_steps_per_epoch=max_steps_per_epoch,
-        meta=dict(checkpoint_meta or {}))
-    if ckpt_dir is not None:
+    if ckpt_dir is not None and info.is_main:
         sweep_temp(ckpt_dir, recursive=False)  # partial checkpoints of a killed run
         if not resume:
             for path in (last_path, best_path):
                 path.unlink(missing_ok=True)  # type: ignore[union-attr]
+    distributed.barrier(info)
     history: list[dict[str, Any]] = []
     best_score: float | None = None
     best_epoch = 0
@@ -162,10 +178,12 @@ def fit(
         start_epoch = int(state["epoch"])
         best_score, best_epoch = state["best_score"], int(state["best_epoch"])
         history = list(state["history"])
-        _set_rng_state(state["rng"], loaders)
+        _set_rng_state(_rank_rng(state, info), loaders)
     resumed_from = start_epoch
+    if info.active and start_epoch < epochs:
+        step_model = distributed.wrap_model(model, dev, info)
 
-    bar_factory = _tqdm() if progress else None
+    bar_factory = _tqdm() if progress and info.is_main else None
     group_names = [g["name"] for g in opt.param_groups]
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
@@ -174,11 +192,12 @@ def fit(
                 loader.sampler.set_epoch(epoch)
         lrs = [g["lr"] for g in opt.param_groups]
         row: dict[str, Any] = {"epoch": epoch + 1}
-        row.update(_epoch_fn()(
-            model, train_loader, opt, scaler, losses, dev, amp_mode, channels_last, input_fn,
+        train_row = _epoch_fn()(
+            step_model, train_loader, opt, scaler, losses, dev, amp_mode, channels_last, input_fn,
             max_steps_per_epoch, grad_clip,
             bar_factory(f"epoch {epoch + 1}/{epochs}", _n_steps(train_loader, max_steps_per_epoch))
-            if bar_factory else None))
+            if bar_factory else None)
+        row.update(_mean_over_ranks(train_row, info))
         if sched is not None:
             sched.step()
         if val_loader is not None:
@@ -186,10 +205,12 @@ def fit(
                 model, val_loader, dev, losses=losses, activation=activation,
                 output_key=output_key, input_fn=input_fn, amp=amp_mode,
                 channels_last=channels_last, keep_extras=False)
+            preds, val_losses = _gather_validation(preds, val_losses, info)
             row.update({f"val_{k}": v for k, v in val_losses.items()})
-            if metric_fn is not None:
+            if metric_fn is not None and info.is_main:
                 for key, value in metric_fn(preds).items():
                     row[key if key not in row else f"val_{key}"] = float(value)
+            row = distributed.broadcast(row, info)  # rank 0's metrics choose the best epoch
         row["lr"] = lrs[0]
         if len(lrs) > 1:
             row.update({f"lr_{name}": v for name, v in zip(group_names, lrs)})
@@ -204,12 +225,13 @@ def fit(
         if improved:
             best_score, best_epoch = score, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if best_path is not None:
+            if best_path is not None and info.is_main:
                 _atomic_save({"model": best_state, "epoch": best_epoch, "best_score": best_score,
-                              "monitor": monitor, "meta": dict(checkpoint_meta or {})}, best_path)
+                              "monitor": monitor, "meta": meta}, best_path)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
-        if last_path is not None:
+        rng = distributed.gather(_rng_state(loaders), info)
+        if last_path is not None and info.is_main:
             _atomic_save({
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
@@ -219,11 +241,13 @@ def fit(
                 "best_score": best_score,
                 "best_epoch": best_epoch,
                 "history": history,
-                "rng": _rng_state(loaders),
+                "rng": rng[0],
+                "rng_ranks": rng if info.active else None,
                 "monitor": monitor,
-                "meta": dict(checkpoint_meta or {}),
+                "meta": meta,
                 "config": config,
             }, last_path)
+        distributed.barrier(info)  # the epoch's checkpoint is on disk before any rank goes on
 
     if best_state is None and best_path is not None and best_path.is_file():
         best_state = load_checkpoint(best_path, map_location=dev)["model"]
@@ -238,7 +262,45 @@ def fit(
         best_checkpoint=best_path if best_path is not None and best_path.is_file() else None,
         monitor=monitor,
         resumed_from=resumed_from,
+        world_size=info.world_size,
     )
+
+
+def _rank_rng(state: Mapping[str, Any], info: distributed.DistInfo) -> Mapping[str, Any]:
+    """This rank's RNG state from a checkpoint (rank 0's when the world size changed)."""
+    per_rank = state.get("rng_ranks")
+    if info.active and per_rank and len(per_rank) == info.world_size:
+        return per_rank[info.rank]
+    return state["rng"]
+
+
+def _mean_over_ranks(values: dict[str, float], info: distributed.DistInfo) -> dict[str, float]:
+    """Training losses of the whole epoch: every rank saw as many cases, so the mean of the
+    ranks' case-weighted means is the case-weighted mean over all cases."""
+    parts = distributed.gather(values, info)
+    return {k: sum(p[k] for p in parts) / len(parts) for k in values}
+
+
+def _gather_validation(preds: Predictions, losses: dict[str, float], info: distributed.DistInfo
+                       ) -> tuple[Predictions, dict[str, float]]:
+    """All ranks' validation shards, back in dataset order (rank 0 gets them; see fit)."""
+    if not info.active:
+        return preds, losses
+    parts = distributed.gather((preds, losses), info)
+    n = sum(len(p) for p, _ in parts)
+    shards = [p for p, _ in parts]
+    ids = np.empty(n, dtype=object)
+    for r, p in enumerate(shards):
+        ids[r::info.world_size] = p.ids
+    merged = Predictions(
+        ids=[str(i) for i in ids],
+        y_true=None if shards[0].y_true is None
+        else distributed.interleave([p.y_true for p in shards], n),
+        y_score=distributed.interleave([p.y_score for p in shards], n))
+    means = distributed.merge_sums([({k: v * len(p) for k, v in l.items()}, len(p))
+                                    for p, l in parts])
+    return merged, means
+
 
 
 def _epoch_fn() -> Callable[..., dict[str, float]]:
