@@ -25,6 +25,8 @@ Options:
   --out DIR                    output folder (default: outputs/)
   --device auto|cpu|cuda       compute device (default: auto = CUDA when present)
   --force                      re-run notebooks even if nothing they depend on changed
+  --nproc N                    train on N processes of this node (torch.distributed, DDP; a
+                               distributed run re-runs every notebook; docs/scale.md)
   --test [ARGS...]             run the test suite: pytest -m "" (arguments after --test go to pytest)
   -h, --help                   show this help
 
@@ -43,7 +45,7 @@ EOF
 
 die() { echo "reproduce.sh: $*" >&2; exit 2; }
 
-profile=quick; only=""; data_root=""; out="outputs"; device=auto; force=0; mode=run
+profile=quick; nproc=1; only=""; data_root=""; out="outputs"; device=auto; force=0; mode=run
 notebooks="${BRAINLIB_NOTEBOOKS:-}"  # hidden: another notebooks folder (tests use it)
 pytest_args=()
 while (($#)); do
@@ -52,10 +54,10 @@ while (($#)); do
     -h|--help) usage; exit 0 ;;
     --test) mode=test; shift; pytest_args=("$@"); break ;;
     --force) force=1; shift ;;
-    --profile|--only|--data-root|--out|--device|--notebooks)
+    --profile|--only|--data-root|--out|--device|--notebooks|--nproc)
       (($# >= 2)) || die "$1 needs a value"
       opt="$1"; val="$2"; shift 2 ;;
-    --profile=*|--only=*|--data-root=*|--out=*|--device=*|--notebooks=*)
+    --profile=*|--only=*|--data-root=*|--out=*|--device=*|--notebooks=*|--nproc=*)
       opt="${1%%=*}"; val="${1#*=}"; shift ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -65,11 +67,13 @@ while (($#)); do
     --data-root) data_root="$val" ;;
     --out) out="$val" ;;
     --device) device="$val" ;;
+    --nproc) nproc="$val" ;;
     --notebooks) notebooks="$val" ;;
   esac
 done
 case "$profile" in smoke|quick|full) ;; *) die "--profile must be smoke, quick or full (got '$profile')" ;; esac
 case "$device" in auto|cpu|cuda) ;; *) die "--device must be auto, cpu or cuda (got '$device')" ;; esac
+[[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer (got '$nproc')"
 if [[ -n "$data_root" && ! -d "$data_root" ]]; then die "--data-root $data_root is not a folder"; fi
 
 # ---------------------------------------------------------------- environment
@@ -135,6 +139,7 @@ if [[ "$mode" == test ]]; then
 fi
 
 run_args=(--profile "$profile" --out "$out" --device "$device")
+((nproc > 1)) && run_args+=(--nproc "$nproc")
 [[ -n "$only" ]] && run_args+=(--only "$only")
 [[ -n "$data_root" ]] && run_args+=(--data-root "$data_root")
 [[ -n "$notebooks" ]] && run_args+=(--notebooks "$notebooks")
