@@ -9,7 +9,6 @@ recorded: axial, not bone, not contrast-enhanced, complete, then the thinnest.
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -25,11 +24,12 @@ from brainlib.data.base import (
     BaseDataset, DatasetError, as_path, phantom_paths, resolve_windows, sample_studies, scan_cached,
 )
 from brainlib.data.classes import CQ500_CLASSES, CQ500_HEADER, CQ500_READERS
+from brainlib.data.csvfile import check_csv, csv_header, read_csv_bounded
 from brainlib.data.pixels import PixelStore
 
 READS_NAME = "reads.csv"
-_PATIENT_DIR = re.compile(r"^CQ500CT(\d+) CQ500CT(\d+)$")
-_NAME = re.compile(r"^CQ500-CT-(\d+)$")
+_PATIENT_DIR = re.compile(r"^CQ500CT([0-9]{1,9}) CQ500CT([0-9]{1,9})$", re.ASCII)
+_NAME = re.compile(r"^CQ500-CT-([0-9]{1,9})$", re.ASCII)
 _BONE = re.compile(r"bone", re.I)
 _CONTRAST = re.compile(r"contrast|\bpost\b|\bc\+|\+c\b|\bcect\b|\bcontr", re.I)
 _NON_CONTRAST = re.compile(r"\bpre[\s_-]*contrast|\bnon[\s_-]*contrast|without contrast|\bplain\b",
@@ -38,23 +38,33 @@ _NOT_AXIAL = re.compile(r"scout|locali[sz]er|topogram|\bmip\b|coronal|sagittal|\
                         re.I)
 
 
-def read_reads_csv(path: str | Path) -> pd.DataFrame:
-    """Parse ``reads.csv`` after checking its header is CQ500's verbatim 44 columns."""
+def read_reads_csv(path: str | Path, skipped: list[Any] | None = None) -> pd.DataFrame:
+    """Parse ``reads.csv`` after checking its header is CQ500's verbatim 44 columns.
+
+    A patient ``name`` not like ``CQ500-CT-<N>`` is malformed: with a ``skipped`` list its row
+    is listed there (``MalformedIdError``) and left out; without one it is a DatasetError.
+    """
+    import brainlib.io as bio
+
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read ({err})") from err
-    header = [h.strip() for h in header]
+    check_csv(path)
+    header = csv_header(path)
     if tuple(header) != CQ500_HEADER:
         diffs = [f"column {i + 1}: {got!r} instead of {want!r}"
                  for i, (got, want) in enumerate(zip(header, CQ500_HEADER)) if got != want]
         if len(header) != len(CQ500_HEADER):
             diffs.insert(0, f"{len(header)} columns instead of {len(CQ500_HEADER)}")
         raise DatasetError(f"{path}: header does not match CQ500 reads.csv ({'; '.join(diffs[:3])})")
-    df = pd.read_csv(path, dtype={"name": str, "Category": str}, encoding="utf-8-sig")
+    df = read_csv_bounded(path, dtype={"name": str, "Category": str}, encoding="utf-8-sig",
+                          keep_default_na=False, na_values=[""])
     df.columns = list(CQ500_HEADER)
+    names = df["name"].astype(str)
+    badname = ~names.str.fullmatch(_NAME.pattern) | df["name"].isna()
+    if badname.any() and skipped is not None:
+        skipped.extend(bio.Skipped(f"{path} line {i + 2}", "MalformedIdError",
+                                   f"patient name {names.iat[i][:80]!r} is not like 'CQ500-CT-<N>'; row not used")
+                       for i in np.flatnonzero(badname.to_numpy()))
+        df = df[~badname.to_numpy()].reset_index(drop=True)
     reads = df.columns[2:]
     values = df[reads].apply(pd.to_numeric, errors="coerce")
     bad = ~(values.isin([0, 1]) | values.isna())
@@ -63,7 +73,7 @@ def read_reads_csv(path: str | Path) -> pd.DataFrame:
         raise DatasetError(f"{path}: {df['name'].iat[r]} has {df[reads[c]].iat[r]!r} in "
                            f"{reads[c]}, expected 0 or 1")
     df[reads] = values.astype(np.float32)
-    badname = ~df["name"].astype(str).str.match(_NAME.pattern)
+    badname = ~df["name"].astype(str).str.fullmatch(_NAME.pattern)
     if badname.any():
         raise DatasetError(f"{path}: patient name {df['name'][badname].iat[0]!r} is not "
                            "like 'CQ500-CT-<N>'")
@@ -235,9 +245,9 @@ class CQ500Dataset(BaseDataset):
         reads_path = self.root / READS_NAME
         if not reads_path.is_file():
             raise DatasetError(f"{reads_path}: reads.csv not found (is {self.root} a CQ500 root?)")
-        reads = read_reads_csv(reads_path)
-        store = PixelStore(resolve_windows(windows), size, cache=cache, progress=progress)
         skipped: list[Any] = []
+        reads = read_reads_csv(reads_path, skipped)
+        store = PixelStore(resolve_windows(windows), size, cache=cache, progress=progress)
 
         dirs, duplicates = find_patient_dirs(self.root)
         for d in duplicates:

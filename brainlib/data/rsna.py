@@ -8,6 +8,7 @@ and Wang et al. DrCT (series view, key-slice evaluation from per-slice labels).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,28 +21,47 @@ from brainlib.data.base import (
     BaseDataset, DatasetError, as_path, phantom_paths, resolve_windows, sample_studies, scan_cached,
 )
 from brainlib.data.classes import RSNA_CLASSES
+from brainlib.data.csvfile import read_csv_bounded
+from brainlib.data.names import UnsafeNameError, name_problem
 from brainlib.data.pixels import PixelStore
 
 CSV_NAME = "stage_2_train.csv"
 IMAGE_DIR = "stage_2_train"
+#: Image ids: published as ``ID_`` + 9 hex digits; any ASCII letters and digits are accepted
+#: (nothing that can navigate a file system). An id that does not match is never made a path.
+IMAGE_ID = re.compile(r"ID_[0-9A-Za-z]{1,64}", re.ASCII)
 
 
-def read_rsna_csv(path: str | Path) -> pd.DataFrame:
+def read_rsna_csv(path: str | Path, skipped: list[Any] | None = None) -> pd.DataFrame:
     """Parse ``stage_2_train.csv`` into one row per image id, columns ``RSNA_CLASSES``.
 
     Splits each ID on its last underscore; exact duplicate rows are dropped; a duplicated
     (image, subtype) with different labels is a :class:`DatasetError`. Missing subtypes are NaN.
+    An image id not matching :data:`IMAGE_ID` (``ID_x/../../y``, a NUL byte, ...) is
+    malformed: with a ``skipped`` list its rows are listed there (``MalformedIdError``) and
+    left out; without one the first is an :class:`~brainlib.data.names.UnsafeNameError`.
     """
+    import brainlib.io as bio
+
     path = Path(path)
-    try:
-        raw = pd.read_csv(path, dtype={"ID": str}, keep_default_na=False, na_values=[""])
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DatasetError(f"{path}: cannot read the label CSV ({err})") from err
+    raw = read_csv_bounded(path, dtype={"ID": str}, keep_default_na=False, na_values=[""])
     if list(raw.columns) != ["ID", "Label"]:
         raise DatasetError(f"{path}: header is {list(raw.columns)}, expected ['ID', 'Label']")
     if raw["ID"].isna().any():
         raise DatasetError(f"{path}: empty ID on data line {int(raw['ID'].isna().idxmax()) + 2}")
     parts = raw["ID"].str.rpartition("_")
+    malformed = [(i, problem) for i, image in enumerate(parts[0])
+                 if (problem := name_problem(image, IMAGE_ID)) and image != ""]
+    if malformed:
+        if skipped is None:
+            i, problem = malformed[0]
+            raise UnsafeNameError(path, f"line {i + 2}: image id of {raw['ID'].iat[i]!r} {problem}")
+        skipped.extend(bio.Skipped(f"{path} line {i + 2}", "MalformedIdError",
+                                   f"image id of {raw['ID'].iat[i]!r} {problem}; row not used")
+                       for i, problem in malformed)
+        keep = np.ones(len(raw), bool)
+        keep[[i for i, _ in malformed]] = False
+        raw, parts = raw[keep].reset_index(drop=True), parts[keep].reset_index(drop=True)
     df = pd.DataFrame({"image": parts[0], "subtype": parts[2], "Label": raw["Label"]})
     bad = ~df["subtype"].isin(RSNA_CLASSES) | (df["image"] == "")
     if bad.any():
@@ -124,9 +144,9 @@ class RSNADataset(BaseDataset):
             raise DatasetError(f"{csv_path}: label CSV not found (is {self.root} an RSNA root?)")
         if not image_dir.is_dir():
             raise DatasetError(f"{image_dir}: image folder not found")
-        table = read_rsna_csv(csv_path)
-        store = PixelStore(resolve_windows(windows), size, cache=cache, progress=progress)
         skipped: list[Any] = []
+        table = read_rsna_csv(csv_path, skipped)
+        store = PixelStore(resolve_windows(windows), size, cache=cache, progress=progress)
 
         # Headers of every DICOM on disk (one scan; unreadable files come back as Skipped).
         index, scan_skipped = scan_cached(image_dir, "*.dcm", workers, use_cache=cache)

@@ -14,6 +14,8 @@ from brainlib.io.dicom import (
 )
 from brainlib.io.errors import (
     DicomError,
+    ImplausibleImageError,
+    MalformedIdError,
     MissingPixelDataError,
     NotCTError,
     Skipped,
@@ -41,7 +43,8 @@ from brainlib.io.window import (
 __all__ = [
     "BONE", "BRAIN", "SOFT_TISSUE", "SUBDURAL", "WINDOWS", "Window", "as_window", "window",
     "stack_windows", "sigmoid_window", "sigmoid_window_params", "window_from_sigmoid_params",
-    "DicomError", "UnreadableDicomError", "MissingPixelDataError",
+    "DicomError", "UnreadableDicomError", "MissingPixelDataError", "ImplausibleImageError",
+    "MalformedIdError",
     "UnsupportedTransferSyntaxError", "UnsupportedPhotometricError", "NotCTError",
     "Skipped", "write_skipped", "StoredSlice", "read_hu", "read_stored", "read_header",
     "read_window_tags", "needs_rsna12_fix", "INDEX_COLUMNS", "Series", "scan_folder",

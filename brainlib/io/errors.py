@@ -44,6 +44,11 @@ class NotCTError(DicomError):
     """The file is not a CT image, so its values are not Hounsfield units."""
 
 
+class MalformedIdError(DicomError):
+    """A UID in the header that is not an id (path separators, NUL, ``..``): ids become case
+    ids and file names downstream, so such a file is skipped, never followed."""
+
+
 class ImplausibleImageError(DicomError):
     """The header (or a compressed frame) promises a size beyond brainlib's limits
     (:mod:`brainlib.io.limits`): refused before anything is allocated."""
@@ -57,6 +62,7 @@ __all__ = [
     "UnsupportedPhotometricError",
     "NotCTError",
     "ImplausibleImageError",
+    "MalformedIdError",
     "Skipped",
     "write_skipped",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,14 @@ from brainlib.io.dicom import (
     read_window_tags,
     transfer_syntax,
 )
-from brainlib.io.errors import DicomError, MissingPixelDataError, Skipped, UnreadableDicomError
+from brainlib.io.errors import (DicomError, MalformedIdError, MissingPixelDataError, Skipped,
+                                UnreadableDicomError)
 from brainlib.io.limits import BoundedReader
+
+#: What a Study/Series/SOP Instance UID may look like: DICOM UIDs (digits and dots) and the
+#: anonymised ids of RSNA (``ID_<hex>``); never a path separator, NUL, space or a leading dot.
+UID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
+_UID_TAGS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 INDEX_COLUMNS = [
     "path", "study_uid", "series_uid", "sop_uid", "instance_number", "position",
@@ -118,7 +125,18 @@ def index_file(path: PathLike, require_ct: bool = True) -> dict[str, Any]:
             raise UnreadableDicomError(path, f"damaged header element ({type(exc).__name__}: {exc})") from exc
 
 
+def _check_uids(ds: Dataset, path: PathLike) -> None:
+    for tag in _UID_TAGS:
+        value = ds.get(tag, "")
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or UID_PATTERN.fullmatch(value) is None:
+            raise MalformedIdError(path, f"{tag} {str(value)[:80]!r} is not a UID (ids become case "
+                                         "ids and file names: the file is skipped)")
+
+
 def _row(ds: Dataset, path: PathLike, st: os.stat_result) -> dict[str, Any]:
+    _check_uids(ds, path)
     orientation = _floats(ds.get("ImageOrientationPatient"), 6)
     position = _floats(ds.get("ImagePositionPatient"), 3)
     spacing = _floats(ds.get("PixelSpacing"), 2)
