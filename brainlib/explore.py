@@ -226,26 +226,41 @@ def visibility_table(hu: np.ndarray, lesion: np.ndarray, ring_px: int = 3,
     return pd.DataFrame(rows).set_index("window")
 
 
+def _reading(x: float, same: float = 0.1) -> str:
+    """Words for a grey-level difference on the 0..1 scale."""
+    if abs(x) < same:
+        return "about the same grey: no visible edge"
+    return "brighter" if x > 0 else "darker"
+
+
 def describe_contrast(table: pd.DataFrame) -> str:
-    """Plain sentences on an acute crescent's contrast table (numbers read from `table`)."""
-    b, s = table.loc["brain"], table.loc["subdural"]
-    return (f"Brain window: the blood is {b['blood vs bone']:+.2f} against the bone beside it "
-            f"(about the same grey: the crescent merges with the skull) and "
-            f"{b['blood vs brain']:+.2f} against the brain. Subdural window: "
-            f"{s['blood vs bone']:+.2f} against the bone (clearly darker, so its edge shows) and "
-            f"{s['blood vs brain']:+.2f} against the brain (still brighter, by less).")
+    """Plain sentences on an acute crescent's contrast table (numbers and words from `table`)."""
+    out = []
+    for name in ("brain", "subdural"):
+        row = table.loc[name]
+        out.append(f"{name.capitalize()} window: against the bone beside it the blood is "
+                   f"{row['blood vs bone']:+.2f} ({_reading(row['blood vs bone'])}); against the "
+                   f"brain {row['blood vs brain']:+.2f} ({_reading(row['blood vs brain'])}).")
+    return " ".join(out)
 
 
 def describe_visibility(part: LesionPart, table: pd.DataFrame) -> str:
     """Plain sentences on a faint crescent (numbers read from `part` and `table`)."""
     side = "darker" if part.difference_hu < 0 else "brighter"
     ratios = table["contrast / noise"]
+    lo, hi = ratios.min(), ratios.max()
+    span = f"is {lo:+.2f} in every window" if f"{lo:+.2f}" == f"{hi:+.2f}" else \
+        f"stays between {lo:+.2f} and {hi:+.2f} across the windows"
+    size = abs(ratios).max()
+    verdict = ("below 1: a pixel of this blood cannot be told from a pixel of brain"
+               if size < 1 else "below 3, the usual rule of thumb for seeing a small object "
+               "(Rose criterion): it shows, if at all, only as a faint region" if size < 3
+               else "above 3: it can be seen")
     return (f"This crescent's median is {part.median_hu:.0f} HU and the brain beside it "
             f"{part.brain_hu:.0f} HU: {abs(part.difference_hu):.0f} HU {side}, while the brain "
-            f"itself varies by about {part.brain_noise:.0f} HU (noise and texture). Through every "
-            f"window the contrast-to-noise ratio stays between {ratios.min():+.2f} and "
-            f"{ratios.max():+.2f}: a window changes how grey things look, not how far apart "
-            f"they are compared with the noise.")
+            f"itself varies by about {part.brain_noise:.0f} HU (noise and texture). The "
+            f"contrast-to-noise ratio {span}, {verdict}. A window changes how grey things look, "
+            f"not how far apart they are compared with the noise.")
 
 
 def compare_windows_figure(hu: np.ndarray, mask: np.ndarray | None,
