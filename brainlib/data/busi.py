@@ -38,8 +38,8 @@ from brainlib.io import Skipped
 BUSI_FOLDER = "Dataset_BUSI_with_GT"
 #: Largest image accepted (width x height), checked from the PNG header before decoding.
 DEFAULT_MAX_PIXELS = 40_000_000
-_NAME = re.compile(r"^(?P<cls>[a-z]+) \((?P<num>\d+)\)(?P<mask>_mask(?:_(?P<extra>\d+))?)?\.png$",
-                   re.IGNORECASE)
+_NAME = re.compile(r"^(?P<cls>[a-z]+) \((?P<num>[0-9]{1,9})\)(?P<mask>_mask(?:_(?P<extra>[0-9]{1,9}))?)?\.png$",
+                   re.IGNORECASE | re.ASCII)
 
 
 class BUSIImageError(DataFileError):
@@ -120,6 +120,9 @@ def index_busi(folder: Path) -> tuple[pd.DataFrame, list[Skipped]]:
             case = f"{cls} ({int(m['num'])})"
             if m["mask"]:
                 masks.setdefault(case, []).append((int(m["extra"] or 0), path))
+            elif case in rows:  # 'benign (012).png' beside 'benign (12).png': never overwrite
+                skipped.append(Skipped(str(path), "DuplicateCaseError",
+                                       f"a second image for case '{case}' ({rows[case]['image_path']} is used)"))
             else:
                 rows[case] = {"case_id": case, "label": cls, "number": int(m["num"]),
                               "image_path": str(path)}
@@ -210,11 +213,14 @@ class BUSIDataset(BaseDataset):
         for i, r in enumerate(frame.itertuples()):
             try:
                 image, mask = self._read(r.image_path, r.mask_paths)
+                with Image.open(r.image_path) as im:
+                    mode = im.mode
             except BUSIImageError as err:
                 bad.append(Skipped(err.path, type(err).__name__, err.reason))
                 continue
-            with Image.open(r.image_path) as im:
-                mode = im.mode
+            except (OSError, ValueError) as err:  # changed on disk since open_png read it
+                bad.append(Skipped(r.image_path, "UnreadableImageError", f"{type(err).__name__}: {err}"))
+                continue
             keep.append(i)
             extra.append({"height": image.shape[0], "width": image.shape[1], "mode": mode,
                           "n_masks": len(r.mask_paths), "lesion_fraction": float(mask.mean())})
