@@ -29,9 +29,13 @@ import torch.nn.functional as F
 from scipy import ndimage
 from sklearn.metrics import average_precision_score
 
+from brainlib.data.base import DataFileError
+from brainlib.data.csvfile import read_csv_bounded
+
 __all__ = [
     "class_activation_maps", "cam_box", "mask_boxes", "box_iou", "match_detections",
     "average_precision", "interpolated_average_precision", "localization_ap", "load_box_csv",
+    "BoxCsvError",
     "AP_RECALL_POINTS", "BOX_COLUMNS",
 ]
 
@@ -257,24 +261,31 @@ def localization_ap(
     return pd.DataFrame(rows)
 
 
+class BoxCsvError(DataFileError):
+    """A ground-truth box CSV that cannot be used; ``path`` and ``reason`` (a ValueError)."""
+
+
 def load_box_csv(path: str | Path) -> pd.DataFrame:
     """Ground-truth boxes for real data: a CSV with ``image_id, class, x0, y0, x1, y1``.
 
-    Coordinates are pixels of the original image (x1, y1 exclusive). Raises ValueError naming
-    the file for missing columns, non-numeric coordinates or empty boxes.
+    Coordinates are pixels of the original image (x1, y1 exclusive). Read through
+    :func:`brainlib.data.csvfile.read_csv_bounded` (size limits before parsing). Raises
+    :class:`BoxCsvError` naming the file for a missing file, missing columns, non-numeric or
+    non-finite coordinates or empty boxes; ``image_id`` is matched to dataset ids, never a path.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: box CSV not found")
-    df = pd.read_csv(path)
+        raise BoxCsvError(path, "box CSV not found")
+    df = read_csv_bounded(path, dtype={"image_id": str, "class": str}, keep_default_na=False)
     missing = [c for c in BOX_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: box CSV lacks columns {missing} (has {list(df.columns)})")
-    coords = df[["x0", "y0", "x1", "y1"]].apply(pd.to_numeric, errors="coerce")
-    bad = coords.isna().any(axis=1) | (coords["x1"] <= coords["x0"]) | (coords["y1"] <= coords["y0"])
+        raise BoxCsvError(path, f"box CSV lacks columns {missing} (has {list(df.columns)[:20]})")
+    coords = df[["x0", "y0", "x1", "y1"]].apply(pd.to_numeric, errors="coerce").astype(float)
+    bad = (~np.isfinite(coords.to_numpy()).all(axis=1) | (coords["x1"] <= coords["x0"]).to_numpy()
+           | (coords["y1"] <= coords["y0"]).to_numpy())
     if bad.any():
-        raise ValueError(f"{path}: {int(bad.sum())} rows with missing or empty boxes, "
-                         f"first at line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}")
+        raise BoxCsvError(path, f"{int(bad.sum())} rows with missing, non-finite or empty boxes, "
+                                f"first at line {int(np.flatnonzero(bad)[0]) + 2}")
     out = df[list(BOX_COLUMNS)].copy()
     out[["x0", "y0", "x1", "y1"]] = coords
     out["image_id"] = out["image_id"].astype(str)
