@@ -173,9 +173,8 @@ def printed_decimals(text: str) -> int | None:
     return len(t.split(".", 1)[1]) if "." in t else 0
 
 
-def _raw_values(text: str) -> dict[int, str]:
-    """Printed text of each claim's `value`, by claim position (via yaml.compose: no objects)."""
-    root = yaml.compose(text)
+def _raw_values(root: Any) -> dict[int, str]:
+    """Printed text of each claim's `value`, by claim position (from the composed node graph)."""
     out: dict[int, str] = {}
     if not isinstance(root, yaml.MappingNode):
         return out
@@ -211,24 +210,76 @@ def claims_path(paper: str | Path) -> Path:
     return CLAIMS_DIR / f"{paper}.yaml"
 
 
+#: Largest claims file read (bytes): the largest shipped file is ~50 KB; 1 MiB is 20x that.
+MAX_CLAIMS_BYTES = 2**20
+#: Most YAML nodes in a claims file (~8 000 in the largest shipped one).
+MAX_CLAIMS_NODES = 200_000
+#: Deepest nesting (shipped files nest 4 levels: top, claims, entry, list value).
+MAX_CLAIMS_DEPTH = 32
+
+
 def load_paper(paper: str | Path) -> PaperClaims:
     """Load and validate one claims file; raise ClaimsError naming the file and entry."""
     path = claims_path(paper)
-    if not path.exists():
-        raise ClaimsError(f"{path}: claims file not found")
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ClaimsError(f"{path}: claims file not found") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ClaimsError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from exc
     data, raw = _parse(str(path), stat.st_mtime_ns, stat.st_size)
     return _validate(copy.deepcopy(data), raw, path)
 
 
+def _check_graph(path: str, root: Any) -> None:
+    """Refuse aliases (a billion-laughs file is a few lines of shared references whose repr
+    is exponential), more than MAX_CLAIMS_NODES nodes or nesting deeper than MAX_CLAIMS_DEPTH.
+    Iterative, so a deep file cannot overflow the stack here."""
+    seen: set[int] = set()
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            raise ClaimsError(f"{path}: YAML anchors/aliases are not allowed in a claims file")
+        seen.add(id(node))
+        if len(seen) > MAX_CLAIMS_NODES:
+            raise ClaimsError(f"{path}: more than {MAX_CLAIMS_NODES} YAML nodes")
+        if depth > MAX_CLAIMS_DEPTH:
+            raise ClaimsError(f"{path}: nested deeper than {MAX_CLAIMS_DEPTH} levels")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((part, depth + 1) for pair in node.value for part in pair)
+
+
 @functools.lru_cache(maxsize=32)
 def _parse(path: str, mtime_ns: int, size: int) -> tuple[Any, dict[int, str]]:
-    """Parse a claims file once per (path, mtime, size): pure-Python YAML is slow."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Parse a claims file once per (path, mtime, size): pure-Python YAML is slow.
+
+    Safe constructors only (``yaml.SafeLoader``: no Python objects), after the size, node
+    and alias checks; every failure is a ClaimsError naming the file.
+    """
+    if size > MAX_CLAIMS_BYTES:
+        raise ClaimsError(f"{path}: {size} bytes, above the {MAX_CLAIMS_BYTES} allowed for a claims file")
     try:
-        return yaml.safe_load(text), _raw_values(text)
+        text = Path(path).read_bytes()[: MAX_CLAIMS_BYTES + 1].decode("utf-8")
+    except OSError as exc:
+        raise ClaimsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ClaimsError(f"{path}: not UTF-8 text ({exc})") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            return None, {}
+        _check_graph(path, root)
+        data = yaml.SafeLoader("").construct_document(root)
+        return data, _raw_values(root)
     except yaml.YAMLError as exc:
         raise ClaimsError(f"{path}: not valid YAML: {exc}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. an int of 5000 digits
+        raise ClaimsError(f"{path}: a value cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    except RecursionError:
+        raise ClaimsError(f"{path}: nested too deeply to parse") from None
 
 
 def _validate(data: Any, raw: dict[int, str], path: Path) -> PaperClaims:
