@@ -75,5 +75,9 @@ def test_notebook_smoke_run(tmp_path, brainlib_kernel, monkeypatch):
     claims = pd.read_csv(out / "tables" / "claims.csv")
     graded = claims[claims["kind"].isin(["result", "data", "comparison"])]
     assert len(graded) and not set(graded["status"]) & EVIDENCE
-    print(f"smoke notebook: {seconds:.1f} s")
-    assert seconds < 120
+    cpu = manifest["parameters"]["timings_seconds"]["process CPU s (whole kernel so far)"]
+    print(f"smoke notebook: {seconds:.1f} s wall, kernel {cpu:.1f} s CPU")
+    # the bound (60 s) on the kernel's own CPU time: wall time on the shared 2-core
+    # machine runs 3-4x the CPU time at load ~10 (147 s wall measured there), so wall gets a
+    # loose bound only
+    assert cpu < 60 and seconds < 300

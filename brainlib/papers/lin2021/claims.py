@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from brainlib.metrics import bootstrap_ci, paired_bootstrap
-from brainlib.models.dscint import count_structure
+from brainlib.models.dscint import BASELINES, count_structure
 from brainlib.papers.lin2021.tables import METRICS, metric_fn, thyroid_gap, with_ci
 from brainlib.papers.lin2021.train import DSCINT, ModelResult
 
@@ -53,7 +53,7 @@ def record_claims(exp: Any, dataset: Any, results: dict[tuple[str, str], ModelRe
 
 
 def _record_best_baseline(exp: Any, results: dict[tuple[str, str], ModelResult], ev: str) -> None:
-    others = [r for (e, n), r in results.items() if e == ev and n != DSCINT]
+    others = [r for (e, n), r in results.items() if e == ev and n in BASELINES]  # no controls
     if not others:
         return
     base = results[(ev, DSCINT)]
@@ -63,7 +63,10 @@ def _record_best_baseline(exp: Any, results: dict[tuple[str, str], ModelResult],
                           seed=exp.seed, groups=base.patients)
     exp.claims.add("cmp/abstract/dscint_vs_classical_cnns/accuracy", pb.difference, (pb.low, pb.high),
                    p_value=pb.p_value, note=f"best classical network here: {best.label} "
-                   f"({len(others)} trained, {ev}); paired bootstrap by patient")
+                   f"({len(others)} of {len(BASELINES)} trained, {ev}"
+                   + (f"; not run: {', '.join(BASELINES[b][0] for b in exp.settings.not_run)}"
+                      if exp.settings.not_run else "")
+                   + "; same training budget for all); paired bootstrap by patient")
 
 
 def _record_thyroid(exp: Any, r: ModelResult) -> None:

@@ -20,6 +20,15 @@ EVALUATION_LABELS: dict[str, str] = {
 ALL_BASELINES: tuple[str, ...] = ("lin2021_alexnet", "lin2021_resnet18", "lin2021_vgg16",
                                   "lin2021_densenet121", "lin2021_inception_v4")
 _ABS = "abstract"
+QUICK_BASELINES: tuple[str, ...] = ALL_BASELINES[:4]
+QUICK_WIDTHS: tuple[tuple[str, float], ...] = (
+    ("lin2021_alexnet", 0.25), ("lin2021_resnet18", 0.25), ("lin2021_vgg16", 0.125),
+    ("lin2021_densenet121", 0.25), ("lin2021_inception_v4", 1.0))
+INCEPTION_NOT_RUN = (
+    "timm's Inception-v4 has no width knob and needs >= 75 px per side (the 128 x 64 input is "
+    "upsampled to 150 x 75); measured 4.0 s CPU per training step (batch 16, 1 thread), 1.3 s "
+    "with only its stem and reductions: the quick budget (~110 steps) alone would take 2.5-7 "
+    "CPU minutes, over the 3-minute run; it trains in smoke and full")
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,17 @@ class Lin2021Settings(Settings):
                                        "VGG/ResNet; the initialisation is not given")
     baselines: tuple = paper(ALL_BASELINES, f"{_ABS}: AlexNet, ResNet, VGGNet, DenseNet, "
                                             "Inception-v4 (depths 18/16/121 are ours)")
-    baseline_width: float = paper(1.0, f"{_ABS}: the classical networks at their own widths")
+    baseline_widths: tuple = paper(tuple((b, 1.0) for b in ALL_BASELINES),
+                                   f"{_ABS}: the classical networks at their own widths")
     compare_in: tuple = runtime(EVALUATIONS, "evaluations in which the baselines are trained")
+    dscint_controls: tuple = runtime(("avg",), "Dscint heads trained beside it in the comparison, "
+                                               "same budget: 'avg' is the global average pooling "
+                                               "ResNet, DenseNet and Inception-v4 end with, the "
+                                               "head Dscint had before 'flatten' was chosen for it; "
+                                               "shows how much of its lead that choice makes")
+    not_run_reason: str = runtime("", "why a paper baseline missing from `baselines` is not run")
+    measure_not_run: bool = runtime(True, "time one engine training step of each paper baseline "
+                                          "not run (the comparison table's cost column)")
     # training
     epochs: int = ours(40, "epochs; not given")
     batch_size: int = ours(16, "batch size; not given")
@@ -85,13 +103,19 @@ class Lin2021Settings(Settings):
             # scan's other image in training, and the rest measure the leak's effect.
             "phantom_patients": 96, "phantom_shape": (512, 128), "difficulty": 0.3,
             "n_augment": 1, "image_size": 128, "dscint_width": 0.5, "leakage_free_folds": 3,
-            "baselines": ("lin2021_alexnet", "lin2021_resnet18"), "baseline_width": 0.25,
+            # every classical network that fits the budget, each at the widest width that
+            # does (CPU s per training step, batch 16, 128 x 64, 1 thread, load ~10: AlexNet
+            # 0.25 0.09, ResNet-18 0.25 0.17, VGG-16 0.25 0.55 / 0.125 0.17, DenseNet-121 0.25
+            # 0.32 -- its growth rate stays 8 below 0.25)
+            "baselines": QUICK_BASELINES, "baseline_widths": QUICK_WIDTHS,
+            "not_run_reason": INCEPTION_NOT_RUN,
             "compare_in": ("augmented_test",), "epochs": 10, "n_boot": 200,
         },
         "smoke": {
             "phantom_patients": 16, "phantom_shape": (256, 64), "difficulty": 0.3,
             "n_augment": 1, "image_size": 128, "dscint_width": 0.25,
-            "baselines": ("lin2021_alexnet", "lin2021_resnet18"), "baseline_width": 0.125,
+            "baseline_widths": tuple((b, 1.0 if b == "lin2021_inception_v4" else 0.125)
+                                     for b in ALL_BASELINES),
             "compare_in": ("augmented_test",), "epochs": 1, "batch_size": 8, "n_boot": 50,
         },
     }
@@ -106,7 +130,14 @@ class Lin2021Settings(Settings):
         if self.evaluation not in (*EVALUATIONS, "both"):
             raise ValueError(f"evaluation must be augmented_test, leakage_free or both, "
                              f"got {self.evaluation!r}")
-        from brainlib.models.dscint import min_input_size
+        from brainlib.models.dscint import BASELINES, HEADS, min_input_size
+
+        unknown = sorted({*self.baselines, *dict(self.baseline_widths)} - set(BASELINES))
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
+        if set(self.dscint_controls) - set(HEADS) or self.dscint_head in self.dscint_controls:
+            raise ValueError(f"dscint_controls must be heads other than dscint_head "
+                             f"({self.dscint_head!r}) among {HEADS}, got {self.dscint_controls}")
 
         need = max([min_input_size(b) for b in self.baselines] + [32])
         if self.image_size % 2 or self.image_size // 2 < need:
@@ -122,6 +153,15 @@ class Lin2021Settings(Settings):
         """Where the baselines are trained: `compare_in` among the run's evaluations."""
         chosen = tuple(e for e in self.evaluations if e in self.compare_in)
         return chosen or self.evaluations[:1]
+
+    def width_of(self, name: str) -> float:
+        """The channel-width scale of baseline `name` (1.0 = the network's own widths)."""
+        return float(dict(self.baseline_widths).get(name, 1.0))
+
+    @property
+    def not_run(self) -> tuple[str, ...]:
+        """Paper baselines this profile leaves out."""
+        return tuple(b for b in ALL_BASELINES if b not in self.baselines)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -8,7 +8,7 @@ one number per metric for a 4-class task; macro is our reading).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,14 +80,17 @@ def abstract_table(results: dict[tuple[str, str], ModelResult], n_boot: int, see
     return pd.DataFrame(rows)
 
 
-def comparison_table(results: dict[tuple[str, str], ModelResult], n_boot: int, seed: int) -> pd.DataFrame:
-    """Dscint vs each classical network per evaluation: metrics, paired difference and tests."""
+def comparison_table(results: dict[tuple[str, str], ModelResult], n_boot: int, seed: int,
+                     not_run: Sequence[Mapping[str, Any]] = (), reason: str = "") -> pd.DataFrame:
+    """Dscint vs each classical network (and Dscint's head controls) per evaluation: metrics,
+    paired difference and tests, the training budget (optimiser steps, CPU seconds); then one
+    row per paper network not run, with `reason` and its measured cost of one step (`step_cost`)."""
     rows = []
     for (evaluation, name), r in results.items():
         base = results[(evaluation, DSCINT)]
         if sum(e == evaluation for e, _ in results) < 2:
             continue
-        row: dict[str, Any] = {"evaluation": evaluation, "model": r.label}
+        row: dict[str, Any] = {"evaluation": evaluation, "model": r.label, "status": "trained"}
         for metric, key in METRICS.items():
             row[metric] = round(metric_fn(key)(r.y_true, r.y_score), 4)
         lo_hi = with_ci(r, "accuracy", n_boot, seed)
@@ -99,9 +102,18 @@ def comparison_table(results: dict[tuple[str, str], ModelResult], n_boot: int, s
                         "diff CI": f"[{pb.low:.4f}, {pb.high:.4f}]",
                         "paired bootstrap p": round(pb.p_value, 4),
                         "McNemar p": round(mcnemar(base.correct, r.correct).p_value, 4)})
-        row.update({"parameters (M)": round(r.n_params / 1e6, 3), "train s": round(r.seconds, 1),
+        row.update({"parameters (M)": round(r.n_params / 1e6, 3), "optimiser steps": r.steps,
+                    "train s": round(r.seconds, 1), "train CPU s": round(r.cpu_seconds, 1),
                     "tested epoch": _epochs(r.best_epoch), "initialisation": r.init})
         rows.append(row)
+    for cost in not_run:
+        rows.append({"evaluation": cost["evaluation"], "model": cost["label"],
+                     "status": f"not run: {reason}" if reason else "not run",
+                     "parameters (M)": round(cost["n_params"] / 1e6, 3),
+                     "optimiser steps": cost["steps in budget"],
+                     "CPU s per step (measured, 1 step)": round(cost["CPU s per step"], 2),
+                     "train CPU s (estimated)": round(cost["CPU s per step"] * cost["steps in budget"], 0),
+                     "input": cost.get("input", "")})
     return pd.DataFrame(rows)
 
 

@@ -1,7 +1,13 @@
 """Training and prediction of Dscint and the classical networks through `brainlib.engine`.
 
 Every model of one evaluation is trained on the same images with the same seed, optimiser
-(Adam), epochs and batch size; the epoch with the best validation accuracy is tested.
+(Adam, one learning rate and weight decay), epochs and batch size, i.e. the same number of
+optimiser steps; the epoch with the best validation accuracy is tested. Nothing is tuned per
+network. Beside Dscint (its `dscint_head`) the run trains Dscint with each head of
+`dscint_controls` (``lin2021_dscint_avghead``: the global average pooling the residual, dense
+and inception networks end with), so the comparison shows how much of Dscint's lead comes from
+the head chosen for it. A paper baseline a profile leaves out is not trained; `step_cost` times
+one engine training step of it instead.
 Checkpoints go under ``<out_dir>/checkpoints/<evaluation>/<model>-<digest>``
 (`Experiment.checkpoint_dir`: settings, seed, data source and fold) so a killed run resumes and a
 changed one starts afresh. With cross-validation (several folds) one model is trained per fold and the folds'
@@ -9,6 +15,7 @@ test predictions are pooled into one `ModelResult` (every scan tested once).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,14 +53,37 @@ class ModelResult:
     init: str
     model: torch.nn.Module | None = None  # with cross-validation: the last fold's model
     folds: list[int] | None = None  # with cross-validation: the fold of each test image
+    cpu_seconds: float = float("nan")  # process CPU time of the training(s)
+    steps: int = 0  # optimiser steps of the training(s): epochs x batches per epoch
 
     @property
     def correct(self) -> np.ndarray:
         return self.y_score.argmax(1) == self.y_true
 
 
+def control_name(head: str) -> str:
+    """Registry-style name of Dscint trained with another head (a control in the comparison)."""
+    return f"{DSCINT}_{head}head"
+
+
+def dscint_head(name: str, s: Any) -> str | None:
+    """The head of a Dscint name (`DSCINT` or a `control_name`), None for a baseline."""
+    if name == DSCINT:
+        return s.dscint_head
+    prefix = f"{DSCINT}_"
+    return name[len(prefix):-len("head")] if name.startswith(prefix) and name.endswith("head") else None
+
+
+def is_dscint(name: str) -> bool:
+    return name == DSCINT or (name.startswith(f"{DSCINT}_") and name.endswith("head"))
+
+
 def model_label(name: str) -> str:
-    return "Dscint" if name == DSCINT else BASELINES[name][0]
+    if name == DSCINT:
+        return "Dscint"
+    if is_dscint(name):
+        return f"Dscint, {name[len(DSCINT) + 1:-len('head')]} head (control)"
+    return BASELINES[name][0]
 
 
 def _ce(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -65,18 +95,19 @@ def _val_accuracy(pred: Any) -> dict[str, float]:
 
 
 def build(name: str, s: Any) -> torch.nn.Module:
-    if name == DSCINT:
-        return create_model(name, num_classes=len(BONESCAN_CLASSES), in_channels=2,
-                            width=s.dscint_width, head=s.dscint_head, init=s.dscint_init,
+    """Dscint (or a head control) at `dscint_width`, a baseline at its `width_of`."""
+    if is_dscint(name):
+        return create_model(DSCINT, num_classes=len(BONESCAN_CLASSES), in_channels=2,
+                            width=s.dscint_width, head=dscint_head(name, s), init=s.dscint_init,
                             input_size=s.size)
     return create_model(name, num_classes=len(BONESCAN_CLASSES), in_channels=2,
-                        width=s.baseline_width)
+                        width=s.width_of(name))
 
 
 def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> ModelResult:
     """Fit `name` on `split.train` (validation picks the epoch) and predict `split.test`."""
     s = exp.settings
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     seed_everything(exp.seed)  # the initial weights are part of the seeded run (fit seeds later)
     model = build(name, s)
     loaders = {"train": make_loader(split.train, s.batch_size, shuffle=True, seed=exp.seed),
@@ -98,7 +129,9 @@ def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> 
                        list(split.test.patient), np.asarray(pred.y_true).argmax(1),
                        np.asarray(pred.y_score), result.history, result.best_epoch,
                        time.perf_counter() - t0, sum(p.numel() for p in model.parameters()),
-                       init_note(model), model if keep_model else None)
+                       init_note(model), model if keep_model else None,
+                       cpu_seconds=time.process_time() - c0,
+                       steps=s.epochs * math.ceil(len(split.train) / s.batch_size))
 
 
 def train_folds(exp: Any, folds: list[Split], name: str, keep_model: bool = False) -> ModelResult:
@@ -116,7 +149,8 @@ def train_folds(exp: Any, folds: list[Split], name: str, keep_model: bool = Fals
         pd.concat([r.history.assign(fold=sp.fold) for r, sp in zip(parts, folds)], ignore_index=True),
         tuple(int(r.best_epoch) for r in parts), float(sum(r.seconds for r in parts)),
         last.n_params, last.init, last.model,
-        [sp.fold for r, sp in zip(parts, folds) for _ in r.ids])
+        [sp.fold for r, sp in zip(parts, folds) for _ in r.ids],
+        float(sum(r.cpu_seconds for r in parts)), int(sum(r.steps for r in parts)))
 
 
 def train_all(exp: Any, splits: dict[str, list[Split]]) -> dict[tuple[str, str], ModelResult]:
@@ -124,11 +158,31 @@ def train_all(exp: Any, splits: dict[str, list[Split]]) -> dict[tuple[str, str],
     s = exp.settings
     out: dict[tuple[str, str], ModelResult] = {}
     for evaluation, folds in splits.items():
-        names = [DSCINT] + (list(s.baselines) if evaluation in s.comparison_evaluations else [])
+        names = [DSCINT] + ([control_name(h) for h in s.dscint_controls] + list(s.baselines)
+                            if evaluation in s.comparison_evaluations else [])
         for name in names:
             with exp.timed(f"train {evaluation} {name}"):
                 out[(evaluation, name)] = train_folds(exp, folds, name, keep_model=name == DSCINT)
     return out
+
+
+def step_cost(exp: Any, split: Split, name: str) -> dict[str, Any]:
+    """Time one engine training step of `name` (one batch of `batch_size` from `split.train`,
+    the first step, optimiser included): what a network the profile leaves out would cost."""
+    s = exp.settings
+    seed_everything(exp.seed)
+    model = build(name, s)
+    loader = make_loader(split.train, s.batch_size, shuffle=True, seed=exp.seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fit(model, loader, None, losses=[("ce", _ce, 1.0)], epochs=1, lr=s.lr,
+        weight_decay=s.weight_decay, device=exp.device, seed=exp.seed, progress=False,
+        max_steps_per_epoch=1, activation="softmax")
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    steps = s.epochs * math.ceil(len(split.train) / s.batch_size)
+    return {"name": name, "label": model_label(name), "evaluation": split.evaluation,
+            "wall s per step": wall, "CPU s per step": cpu, "steps in budget": steps,
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "input": getattr(model, "input_note", "")}
 
 
 def predictions_frame(results: dict[tuple[str, str], ModelResult]) -> pd.DataFrame:

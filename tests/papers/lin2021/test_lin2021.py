@@ -16,7 +16,7 @@ def test_settings_profiles_and_readings():
     full = Lin2021Settings.for_profile("full")
     assert full.evaluations == ("augmented_test", "leakage_free") and not full.deviations()
     quick = Lin2021Settings.for_profile("quick")
-    assert {d.name for d in quick.deviations()} >= {"baselines", "baseline_width"}
+    assert {d.name for d in quick.deviations()} >= {"baselines", "baseline_widths"}
     assert any(r.name == "n_augment" for r in quick.readings())
     assert Lin2021Settings.for_profile("quick", evaluation="leakage_free").comparison_evaluations == ("leakage_free",)
     with pytest.raises(ValueError):
@@ -137,3 +137,67 @@ def test_fast_metrics_equal_brainlib_metrics():
         assert value == pytest.approx(ref[key]), key
     perfect = np.eye(4)[y]
     assert thyroid_gap(y, perfect) == 0.0
+
+
+def test_profiles_train_every_baseline_they_can_and_say_why_not():
+    from brainlib.papers.lin2021.settings import ALL_BASELINES
+
+    full = Lin2021Settings.for_profile("full")
+    assert full.baselines == ALL_BASELINES and not full.not_run
+    assert all(full.width_of(b) == 1.0 for b in ALL_BASELINES)
+    smoke = Lin2021Settings.for_profile("smoke")
+    assert smoke.baselines == ALL_BASELINES and smoke.width_of("lin2021_inception_v4") == 1.0
+    quick = Lin2021Settings.for_profile("quick")
+    assert set(quick.baselines) == set(ALL_BASELINES) - {"lin2021_inception_v4"}
+    assert quick.not_run == ("lin2021_inception_v4",) and "Inception-v4" in quick.not_run_reason
+    assert quick.width_of("lin2021_vgg16") < quick.width_of("lin2021_alexnet") < 1.0
+    assert quick.dscint_controls == ("avg",) and quick.measure_not_run
+    with pytest.raises(ValueError, match="unknown baselines"):
+        Lin2021Settings.for_profile("quick", baselines=("lin2021_resnet50",))
+    with pytest.raises(ValueError, match="dscint_controls"):
+        Lin2021Settings.for_profile("quick", dscint_controls=("flatten",))  # that is Dscint itself
+
+
+def test_dscint_head_controls_are_named_built_and_kept_out_of_the_baselines():
+    import importlib
+
+    train = importlib.import_module("brainlib.papers.lin2021.train")
+    s = Lin2021Settings.for_profile("smoke")
+    name = train.control_name("avg")
+    assert train.is_dscint(name) and train.is_dscint(train.DSCINT)
+    assert not train.is_dscint("lin2021_alexnet")
+    assert train.dscint_head(name, s) == "avg" and train.dscint_head(train.DSCINT, s) == "flatten"
+    assert train.dscint_head("lin2021_vgg16", s) is None
+    assert "avg head" in train.model_label(name) and train.model_label(train.DSCINT) == "Dscint"
+    model = train.build(name, s)
+    assert model.head == "avg" and type(model).__name__ == "Dscint"
+    assert train.build("lin2021_vgg16", s).init_note.startswith("VGG-16 (BN) at width 0.125")
+
+
+def _result(name: str, label: str, y: np.ndarray, s: np.ndarray):
+    import importlib
+
+    train = importlib.import_module("brainlib.papers.lin2021.train")
+    return train.ModelResult(name, label, "augmented_test", [f"i{k}" for k in range(len(y))],
+                             [f"p{k // 2}" for k in range(len(y))], y, s, None, 3, 1.0, 1000,
+                             "random", steps=40, cpu_seconds=0.5)
+
+
+def test_comparison_table_rows_budget_and_not_run():
+    from brainlib.papers.lin2021.tables import comparison_table
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10)
+    perfect, noisy = np.eye(4)[y], rng.random((40, 4))
+    results = {("augmented_test", "lin2021_dscint"): _result("lin2021_dscint", "Dscint", y, perfect),
+               ("augmented_test", "lin2021_alexnet"): _result("lin2021_alexnet", "AlexNet", y, noisy)}
+    cost = {"evaluation": "augmented_test", "label": "Inception-v4", "n_params": 4.1e7,
+            "steps in budget": 40, "CPU s per step": 2.5, "input": "upsampled"}
+    table = comparison_table(results, n_boot=50, seed=0, not_run=[cost], reason="too slow")
+    assert list(table["model"]) == ["Dscint", "AlexNet", "Inception-v4"]
+    assert list(table["status"]) == ["trained", "trained", "not run: too slow"]
+    assert (table["optimiser steps"] == 40).all()  # the same budget in every row
+    alex = table.set_index("model").loc["AlexNet"]
+    assert alex["Dscint - model (accuracy)"] == pytest.approx(1 - alex["accuracy"], abs=1e-4)
+    inc = table.set_index("model").loc["Inception-v4"]
+    assert inc["train CPU s (estimated)"] == 100 and np.isnan(inc["accuracy"])
