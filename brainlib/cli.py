@@ -5,6 +5,7 @@ Subcommands import their implementation lazily so `brainlib --help` stays instan
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -51,6 +52,10 @@ def _run(args: argparse.Namespace) -> int:
                   data_root=args.data_root, device=args.device,
                   notebooks_dir=Path(args.notebooks), seed=args.seed,
                   wait=True if args.wait is not None and args.wait < 0 else (args.wait or False))
+    if args.profile == "full" and os.environ.get("RANK") is None:  # the cost, before it starts
+        from brainlib.experiment.estimate import full_run_text
+
+        print(full_run_text([k for k in common["only"] or PAPERS if k in PAPERS]), flush=True)
     status = dispatch_run(args, run_notebooks, **common)  # --nproc N, or a rank of torchrun
     if status is not None:
         return status

@@ -22,6 +22,8 @@ import torch
 
 from brainlib import claims as claims_registry
 from brainlib.engine import resolve_device, torch_threads
+from brainlib.engine.distributed import env_info
+from brainlib.experiment.estimate import full_run_text
 from brainlib.experiment.recorder import ClaimRecorder
 from brainlib.experiment.settings import Deviation, Reading, Settings
 from brainlib.report import DataSource, Run, start_run
@@ -287,4 +289,8 @@ def open_experiment(
     run = start_run(paper, {**params, "threads": torch.get_num_threads()}, out_dir, source,
                     [str(d) for d in deviations], notes)
     run.readings.extend(str(r) for r in settings.readings())
+    if params.get("profile") == "full":  # what the paper-scale run costs (docs/scale.md)
+        run.add_note("GPU-hour estimate: " + full_run_text([paper]))
+    if env_info().active:
+        run.add_note(f"trainings on {env_info().world_size} processes (torch.distributed, DDP)")
     return Experiment(paper, settings, run, dev, seed, data_root, captions)

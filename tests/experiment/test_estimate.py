@@ -1,0 +1,42 @@
+"""GPU-hour estimates of the full profile (brainlib.experiment.estimate)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from brainlib.experiment import estimate as est
+
+
+def test_flops_are_counted_not_assumed():
+    # ResNet-50 at 224 px: 4.1 GMAC forward (torchvision's documented 4.09 GFLOPS as MACs),
+    # forward + backward ~ 3 x 2 x 4.09 = 24.5 GFLOP per image
+    resnet = est.flops_per_case("resnet50", ((3, 224, 224),))
+    assert resnet / 1e9 == pytest.approx(24.5, rel=0.03)
+    forward = est.flops_per_case("resnet50", ((3, 224, 224),), forward_only=True)
+    assert resnet / forward == pytest.approx(3.0, rel=0.05)
+    # input size scales convolution FLOPs by area
+    big = est.flops_per_case("resnet50", ((3, 448, 448),), forward_only=True)
+    assert big / forward == pytest.approx(4.0, rel=0.02)
+
+
+def test_estimate_is_cases_times_epochs_times_flops_over_throughput():
+    t = est.Training("probe", "resnet50", ((3, 224, 224),), cases=1000, epochs=3, runs=2)
+    e = est.estimate("probe", [t])
+    flops = est.flops_per_case("resnet50", ((3, 224, 224),))
+    assert e.gpu_hours == pytest.approx(flops * 1000 * 3 * 2 / (est.GPU_TFLOPS * 1e12) / 3600)
+    assert e.to_dict()["gpu_tflops"] == est.GPU_TFLOPS and "A100" in e.text()
+
+
+@pytest.mark.slow
+def test_he2024_full_estimate_uses_its_settings():
+    e = est.full_estimate("he2024")
+    (row,) = e.rows
+    assert row["epochs"] == 20 and row["cases"] == pytest.approx(752_803 * 0.99 * 0.9)
+    assert 100 < e.gpu_hours < 1000  # VGG-16 at 512 px over ~670,000 slices x 20 epochs x 9
+
+
+def test_unknown_paper_is_reported_not_raised():
+    text = est.full_run_text(["no_such_paper"])
+    assert "no_such_paper" in text and "no estimate" in text
+    assert math.isnan(est.Estimate("x", [], float("nan")).gpu_hours)
