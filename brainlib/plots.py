@@ -5,6 +5,9 @@ Every function returns a `matplotlib.figure.Figure` built without pyplot (no glo
 registry, safe under the Agg backend and in notebooks, where a returned figure displays once).
 The style lives in `STYLE` and is applied with `style()` only while a figure is drawn and
 saved; importing this module changes no rcParams. `save_figure` writes PNG and PDF atomically.
+Every string drawn (titles, class names, slice titles, legend and tick labels) is literal text:
+it passes through `literal`, so a ``$`` from a DICOM series description or a file name is shown
+as written instead of starting mathtext (which would also fail the draw on a lone ``$``).
 Metrics behind the curves come from scikit-learn (`roc_curve`, `precision_recall_curve`).
 """
 from __future__ import annotations
@@ -48,6 +51,13 @@ STYLE: dict[str, Any] = {
     "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
     "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
 }
+
+
+def literal(text: object) -> str:
+    """`text` as matplotlib should show it, character for character: every ``$`` escaped, so
+    data strings (series descriptions, file names, IDs) never become mathtext. Use it for any
+    string from data that you put into a figure yourself."""
+    return str(text).replace("$", r"\$")
 
 
 @contextlib.contextmanager
@@ -97,7 +107,7 @@ def confusion_matrix(cm: Any = None, classes: Sequence[str] | None = None, *,
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
     k = cm.shape[0]
-    classes = list(classes) if classes is not None else [str(i) for i in range(k)]
+    classes = [literal(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
     if len(classes) != k:
         raise ValueError(f"{len(classes)} class names for a {k}x{k} matrix")
     rows = cm.sum(axis=1, keepdims=True)
@@ -121,7 +131,7 @@ def confusion_matrix(cm: Any = None, classes: Sequence[str] | None = None, *,
             ax.set_title("counts" if label == "count" else "row-normalised")
             fig.colorbar(im, ax=ax, shrink=0.8, label=label)
         if title:
-            fig.suptitle(title)
+            fig.suptitle(literal(title))
     return fig
 
 
@@ -165,7 +175,7 @@ def _finish_unit_axes(ax: Any, xlabel: str, ylabel: str, legend_loc: str, title:
     ax.set_ylabel(ylabel)
     ax.grid(True)
     ax.legend(loc=legend_loc)
-    ax.set_title(title)
+    ax.set_title(literal(title))
 
 
 def roc_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *,
@@ -176,7 +186,7 @@ def roc_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, 
         fig, axes = _figure(size=(4.6, 4.2))
         ax = axes[0, 0]
         ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=1)
-        for name, color, yt, ys in _labelled_columns(y, score, names):
+        for name, color, yt, ys in _labelled_columns(y, score, [literal(n) for n in names]):
             if len(np.unique(yt)) < 2:
                 ax.plot([], [], color=color, label=f"{name} (AUC n/a: one class)")
                 continue
@@ -195,7 +205,7 @@ def pr_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *
     with style():
         fig, axes = _figure(size=(4.6, 4.2))
         ax = axes[0, 0]
-        for name, color, yt, ys in _labelled_columns(y, score, names):
+        for name, color, yt, ys in _labelled_columns(y, score, [literal(n) for n in names]):
             if yt.sum() == 0:
                 ax.plot([], [], color=color, label=f"{name} (AP n/a: no positives)")
                 continue
@@ -237,7 +247,7 @@ def training_curves(history: pd.DataFrame, *, metrics: Sequence[str] | None = No
         for ax, (label, cols) in zip(axes[0], panels):
             for i, col in enumerate(cols):
                 ls = "--" if col.startswith("train") else "-"
-                ax.plot(x, history[col], ls=ls, marker="o", ms=3, label=col,
+                ax.plot(x, history[col], ls=ls, marker="o", ms=3, label=literal(col),
                         color=PALETTE[i % len(PALETTE)])
             if best_epoch is not None:
                 ax.axvline(best_epoch, color="0.5", ls=":", lw=1, label=f"best epoch {best_epoch}")
@@ -246,7 +256,7 @@ def training_curves(history: pd.DataFrame, *, metrics: Sequence[str] | None = No
             ax.grid(True)
             ax.legend()
         if title:
-            fig.suptitle(title)
+            fig.suptitle(literal(title))
     return fig
 
 
@@ -269,7 +279,7 @@ def _draw_boxes(ax: Any, boxes: Any, color: str, ls: str, labels: Sequence[str] 
             raise ValueError(f"box {i} = {(x0, y0, x1, y1)} is not (x0, y0, x1, y1) with x0<=x1, y0<=y1")
         ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.5, ls=ls))
         if labels is not None and i < len(labels) and labels[i]:
-            ax.text(x0, y0 - 1, str(labels[i]), color=color, fontsize=7, va="bottom")
+            ax.text(x0, y0 - 1, literal(labels[i]), color=color, fontsize=7, va="bottom")
 
 
 def _show_overlay(ax: Any, image: np.ndarray, heatmap: Any, boxes_true: Any, boxes_pred: Any,
@@ -319,7 +329,7 @@ def overlay(image: Any, heatmap: Any = None, boxes_true: Any = None, boxes_pred:
         if handles:
             ax.legend(handles=handles, loc="lower right", fontsize=7)
         if title:
-            ax.set_title(title)
+            ax.set_title(literal(title))
     return fig
 
 
@@ -353,13 +363,13 @@ def slice_grid(slices: Any, *, titles: Sequence[str] | None = None, ncols: int =
                 continue
             hm = None if heatmaps is None else heatmaps[i]
             _show_overlay(ax, vol[i], hm, None, None, alpha, "jet", vmin, vmax)
-            ax.set_title(titles[i] if titles is not None else str(i), fontsize=7)
+            ax.set_title(literal(titles[i]) if titles is not None else str(i), fontsize=7)
             if i in highlight:
                 h, w = vol[i].shape
                 ax.add_patch(patches.Rectangle((0, 0), w - 1, h - 1, fill=False,
                                                ec=HIGHLIGHT_COLOR, lw=2.5))
         if title:
-            fig.suptitle(title)
+            fig.suptitle(literal(title))
     return fig
 
 
@@ -396,7 +406,7 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
     err = np.vstack([np.where(np.isnan(lo), 0, ours - lo), np.where(np.isnan(hi), 0, hi - ours)])
     err = np.clip(err, 0, None)
     status = t["status"] if "status" in t.columns else pd.Series("", index=t.index)
-    labels = [f"{_STATUS_MARK.get(s, '')} {cid}".strip() for cid, s in zip(t["claim_id"], status)]
+    labels = [literal(f"{_STATUS_MARK.get(s, '')} {cid}".strip()) for cid, s in zip(t["claim_id"], status)]
     n = len(t)
     pos = np.arange(n)
     with style():
@@ -414,9 +424,9 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
         ax.text(1.01, 0.0, "\n".join(f"{m} {s}" for s, m in _STATUS_MARK.items()),
                 transform=ax.transAxes, fontsize=7, va="bottom", color="0.3")
         data_source = t["data_source"].iloc[0] if "data_source" in t.columns else None
-        ax.set_title(title or ("paper vs measured" + (f" — on {data_source}" if data_source else "")))
+        ax.set_title(literal(title or ("paper vs measured" + (f" — on {data_source}" if data_source else ""))))
     return fig
 
 
-__all__ = ["PALETTE", "STYLE", "claims_bars", "confusion_matrix", "overlay", "pr_curves",
+__all__ = ["PALETTE", "STYLE", "claims_bars", "confusion_matrix", "literal", "overlay", "pr_curves",
            "roc_curves", "save_figure", "slice_grid", "style", "training_curves"]

@@ -190,11 +190,13 @@ def check_kernel() -> str | None:
 
 
 def export_html(notebook: Path, html_path: Path) -> None:
-    from nbconvert import HTMLExporter
+    """The executed notebook as a page, its outputs' markup made inert (data strings such as a
+    DICOM series description may reach an output): :mod:`brainlib.report.notebook_html`."""
     import nbformat
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
-    atomic_write(html_path, body)
+    from brainlib.report.notebook_html import notebook_to_html
+
+    atomic_write(html_path, notebook_to_html(nbformat.read(str(notebook), as_version=4)))
 
 
 def _update_manifest(folder: Path, files: Sequence[Path], seconds: float) -> None:

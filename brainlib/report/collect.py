@@ -14,6 +14,7 @@ import json
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -40,6 +41,13 @@ ROUNDING_RULE = ("a finding is explainable when the gap between the stated and c
                  "(brainlib.claims.audit); the columns explained_by and rule give each case")
 SKIPPED_SHOWN = 20
 TABLE_ROWS_INLINE = 40  # regenerated tables longer than this are linked, not inlined in HTML
+
+
+def href(*parts: str) -> str:
+    """A relative link to a file in the outputs folder, each part percent-encoded: a folder or file
+    name (from a notebook, a status file, a figure) can neither leave the link nor become a
+    ``javascript:`` URL, whatever characters it holds."""
+    return "/".join(quote(str(part), safe="") for part in parts)
 
 
 # --------------------------------------------------------------------------- reading files
@@ -220,7 +228,7 @@ def _run_facts(section: PaperSection, key: str, status: dict[str, Any] | None,
         facts.append(("Run time", f"{section.time} (finished {status.get('finished', '?')})"))
         for name, fld in (("executed notebook", "output_notebook"), ("HTML", "html")):
             if status.get(fld):
-                section.links.append(Link(name, f"{key}/{status[fld]}"))
+                section.links.append(Link(name, href(key, str(status[fld]))))
     if manifest:
         src = manifest.get("data_source") or {}
         section.kind = src.get("kind")
@@ -247,7 +255,7 @@ def _settings_view(frame: pd.DataFrame | None, key: str) -> SettingsView | None:
             text += f" (paper: {format_cell(data.get('paper'))})"
         changed.append(text)
     view = ["status", "setting", "value", "paper", "source or reason"]
-    return SettingsView(counts, changed, Grid.from_frame(frame, view), f"{key}/tables/settings.csv")
+    return SettingsView(counts, changed, Grid.from_frame(frame, view), href(key, "tables", "settings.csv"))
 
 
 def _instrument_view(frame: pd.DataFrame | None) -> InstrumentView | None:
@@ -278,7 +286,7 @@ def _tables(folder: Path, key: str, captions: dict[str, str]) -> list[Link]:
         frame = read_csv(md.with_suffix(".csv"))
         if frame is not None and 0 < len(frame) <= TABLE_ROWS_INLINE:
             grid = Grid.from_frame(frame)
-        links.append(Link(md.stem, f"{key}/tables/{md.name}", captions.get(md.stem, ""), grid))
+        links.append(Link(md.stem, href(key, "tables", md.name), captions.get(md.stem, ""), grid))
     return links
 
 
@@ -307,7 +315,7 @@ def paper_section(key: str, folder: Path, notebooks_dir: Path | None) -> PaperSe
     audit = read_csv(tables / "audit.csv")
     if audit is not None:
         checks = read_csv(tables / "audit_checks.csv")
-        section.audit = audit_view(audit, "run", f"{key}/tables/audit.csv",
+        section.audit = audit_view(audit, "run", href(key, "tables", "audit.csv"),
                                    n_checks=None if checks is None else len(checks))
     elif key in PAPER_TITLES:
         section.audit = _registry_audit(key)
@@ -320,19 +328,19 @@ def paper_section(key: str, folder: Path, notebooks_dir: Path | None) -> PaperSe
         section.counts = claim_counts(frame)
         section.results = results_grid(frame)
         section.claims = Grid.from_frame(frame, CLAIM_VIEW, captions.get("claims", ""))
-        section.claims_href = f"{key}/tables/claims.csv"
+        section.claims_href = href(key, "tables", "claims.csv")
     elif key in PAPERS and status and status.get("status") == "ok":
         section.no_claims = True
 
     section.tables = _tables(folder, key, captions)
     fig_captions = (manifest or {}).get("figures") or {}
-    section.figures = [Link(p.stem, f"{key}/figures/{p.name}", fig_captions.get(p.stem, ""))
+    section.figures = [Link(p.stem, href(key, "figures", p.name), fig_captions.get(p.stem, ""))
                        for p in sorted((folder / "figures").glob("*.png"))]
     skipped = read_csv(folder / "skipped.csv")
     if skipped is not None:
         section.skipped_count = len(skipped)
         section.skipped = Grid.from_frame(skipped.head(SKIPPED_SHOWN))
-        section.skipped_href = f"{key}/skipped.csv"
+        section.skipped_href = href(key, "skipped.csv")
     return section
 
 

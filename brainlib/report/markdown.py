@@ -26,7 +26,8 @@ def _t(text: object) -> str:
 
 
 def _code(text: object) -> str:
-    return "`" + str(text).replace("`", "'") + "`"
+    """An inline code span on one line: a blank line in `text` cannot end it and let markup out."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 
 def _table(grid: Grid | None, caption: str = "") -> list[str]:
@@ -152,7 +153,7 @@ def _outputs(s: PaperSection) -> list[str]:
 
 
 def paper_lines(s: PaperSection) -> list[str]:
-    lines = [f"## {s.key} — {_t(s.title)}", ""]
+    lines = [f"## {_t(s.key)} — {_t(s.title)}", ""]
     if not s.has_run:
         lines += [f"- Status: {_t(s.status)}", ""]
         if s.audit is not None:
@@ -166,7 +167,7 @@ def render_markdown(data: ReportData) -> str:
             f"Generated {data.generated}; brainlib {data.version}; commit {data.commit}.", "",
             PHANTOM_BANNER, ""]
     if data.failed:
-        head += [f"**{len(data.failed)} notebook(s) failed: {', '.join(data.failed)}** "
+        head += [f"**{len(data.failed)} notebook(s) failed: {_t(', '.join(data.failed))}** "
                  "(details in their sections).", ""]
     head += ["## Summary", ""] + _table(data.summary())
     body = [line for s in data.sections for line in paper_lines(s)]
