@@ -166,7 +166,7 @@ def to_markdown(df: pd.DataFrame, caption: str = "", *, escape_html: bool = Fals
     def cell(text: str) -> str:
         if escape_html:
             text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        return text.replace("|", "\\|").replace("\n", " ")
+        return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
     lines = []
     if caption:

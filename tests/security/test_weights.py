@@ -127,10 +127,8 @@ def test_manifest_records_the_sha256_of_weights_loaded(tmp_path):
 
 # --------------------------------------------------------------------------- the tree, grepped
 _KNOWN = {
-    # Our own training checkpoints (optimizer and RNG state): issue 14 asks the engine owner
-    # to move them to weights_only=True with numpy's RNG types allow-listed.
-    ("brainlib/engine/checkpoint.py", "torch.load"),
-    # Header-index and image-set caches that brainlib itself writes under the cache folder.
+    # Header-index and image-set caches that brainlib itself writes under the cache folder
+    # (to be replaced by a format that cannot run code: see docs/reliability.md).
     ("brainlib/data/base.py", "pickle.load"),
     ("brainlib/papers/yin2024/data.py", "pickle.load"),
 }
