@@ -225,3 +225,4 @@ def full_run_text(papers: list[str]) -> str:
             blocks.append(Estimate(paper, [], float("nan"),
                                    notes=[f"no estimate ({type(exc).__name__}: {exc})"]))
     return hours_text(blocks)
+PAPERS_PLANNED = tuple(_PLANS)
