@@ -83,6 +83,8 @@ def setup(profile: str = "quick", data_root: str | None = None, out_dir: str | o
     if s.not_run:
         exp.deviate(f"{profile}: classical networks not trained: {', '.join(s.not_run)} "
                     f"({s.not_run_reason or 'CPU budget'})")
+    if s.widths_reason and any(w != 1.0 for _, w in s.baseline_widths):
+        exp.deviate(f"{profile}: classical network widths {dict(s.baseline_widths)}: {s.widths_reason}")
     if "lin2021_inception_v4" in s.baselines and s.size[1] < INCEPTION_MIN_SIDE:
         exp.deviate(f"Inception-v4: the {s.size[0]} x {s.size[1]} input is upsampled (bilinear) "
                     f"to a short side of {INCEPTION_MIN_SIDE} px, the smallest timm's network runs on")

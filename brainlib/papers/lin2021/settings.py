@@ -24,11 +24,17 @@ QUICK_BASELINES: tuple[str, ...] = ALL_BASELINES[:4]
 QUICK_WIDTHS: tuple[tuple[str, float], ...] = (
     ("lin2021_alexnet", 0.25), ("lin2021_resnet18", 0.25), ("lin2021_vgg16", 0.125),
     ("lin2021_densenet121", 0.25), ("lin2021_inception_v4", 1.0))
+QUICK_WIDTHS_REASON = (
+    "every classical network that fits the 3-minute budget, each at the widest width that does; "
+    "CPU s per training step (batch 16, 128 x 64, 1 thread, load ~10): AlexNet 0.25: 0.09, "
+    "ResNet-18 0.25: 0.17, VGG-16 0.25: 0.55 / 0.125: 0.17, DenseNet-121 0.25: 0.32 (its growth "
+    "rate stays 8 below 0.25), Dscint 0.5: 0.11; full depth everywhere")
 INCEPTION_NOT_RUN = (
     "timm's Inception-v4 has no width knob and needs >= 75 px per side (the 128 x 64 input is "
-    "upsampled to 150 x 75); measured 4.0 s CPU per training step (batch 16, 1 thread), 1.3 s "
-    "with only its stem and reductions: the quick budget (~110 steps) alone would take 2.5-7 "
-    "CPU minutes, over the 3-minute run; it trains in smoke and full")
+    "upsampled to 150 x 75); one training step (batch 16, 1 thread) measured 4.0 s CPU at 160 x 80 "
+    "and 5.6 s at 150 x 75 (first step, load ~14), 1.3 s with only its stem and reductions: the "
+    "quick budget (110 steps) alone would take 2.4-10 CPU minutes against a 3-minute run; it "
+    "trains in smoke and full")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Lin2021Settings(Settings):
                                                "head Dscint had before 'flatten' was chosen for it; "
                                                "shows how much of its lead that choice makes")
     not_run_reason: str = runtime("", "why a paper baseline missing from `baselines` is not run")
+    widths_reason: str = runtime("", "why `baseline_widths` differ from 1 (measured costs)")
     measure_not_run: bool = runtime(True, "time one engine training step of each paper baseline "
                                           "not run (the comparison table's cost column)")
     # training
@@ -103,11 +110,8 @@ class Lin2021Settings(Settings):
             # scan's other image in training, and the rest measure the leak's effect.
             "phantom_patients": 96, "phantom_shape": (512, 128), "difficulty": 0.3,
             "n_augment": 1, "image_size": 128, "dscint_width": 0.5, "leakage_free_folds": 3,
-            # every classical network that fits the budget, each at the widest width that
-            # does (CPU s per training step, batch 16, 128 x 64, 1 thread, load ~10: AlexNet
-            # 0.25 0.09, ResNet-18 0.25 0.17, VGG-16 0.25 0.55 / 0.125 0.17, DenseNet-121 0.25
-            # 0.32 -- its growth rate stays 8 below 0.25)
             "baselines": QUICK_BASELINES, "baseline_widths": QUICK_WIDTHS,
+            "widths_reason": QUICK_WIDTHS_REASON,
             "not_run_reason": INCEPTION_NOT_RUN,
             "compare_in": ("augmented_test",), "epochs": 10, "n_boot": 200,
         },

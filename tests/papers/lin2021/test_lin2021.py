@@ -201,3 +201,16 @@ def test_comparison_table_rows_budget_and_not_run():
     assert alex["Dscint - model (accuracy)"] == pytest.approx(1 - alex["accuracy"], abs=1e-4)
     inc = table.set_index("model").loc["Inception-v4"]
     assert inc["train CPU s (estimated)"] == 100 and np.isnan(inc["accuracy"])
+
+
+def test_setup_states_widths_not_run_and_budget(tmp_path):
+    from brainlib.papers import lin2021
+
+    quick = lin2021.setup(profile="quick", out_dir=tmp_path / "q", device="cpu")
+    text = " ".join(quick.extra_deviations)
+    assert "widths" in text and "CPU s per training step" in text
+    assert "not trained: lin2021_inception_v4" in text and "upsampled (bilinear)" not in text
+    assert any("same training budget" in n for n in quick.notes)
+    smoke = lin2021.setup(profile="smoke", out_dir=tmp_path / "s", device="cpu")
+    assert any("upsampled (bilinear)" in d for d in smoke.extra_deviations)  # Inception-v4 at 128 x 64
+    assert not any("not trained" in d for d in smoke.extra_deviations)
