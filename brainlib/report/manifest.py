@@ -462,9 +462,15 @@ def start_run(paper: str, params: Mapping[str, Any], out_dir: str | os.PathLike[
     ``predictions/``, ``skipped.csv``, ``manifest.json``) are removed first, so the report never
     shows a stale figure beside fresh ones. Other folders (e.g. checkpoints) are kept; temporary
     files a killed writer left anywhere below are removed (a notebook run by hand in Jupyter
-    gets the same clean-up as one started by the runner).
+    gets the same clean-up as one started by the runner). An output folder that is, or lies
+    inside, a real data root is refused (:class:`brainlib.run_guard.OutputLocationError`)
+    before anything is removed.
     """
+    from brainlib.run_guard import check_out_dir
+
     run = Run(paper, params, out_dir, data_source, deviations, notes)
+    if not run.data_source.is_phantom:
+        check_out_dir(run.out_dir, run.data_source.root)
     sweep_temp(run.out_dir)
     clear_artifacts(run.out_dir)
     run.out_dir.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ def test_phantom_runs_are_never_graded_against_the_paper(tmp_path):
 
 
 def test_real_data_gets_real_statuses(tmp_path):
-    exp = _open(tmp_path, DataSource("real", "rsna", str(tmp_path)))
+    exp = _open(tmp_path, DataSource("real", "rsna", str(tmp_path / "data")))  # out may not lie inside it
     _record_everything(exp)
     exp.finish()
     table = pd.read_csv(exp.out_dir / "tables" / "claims.csv")

@@ -219,3 +219,17 @@ def test_slice_cache_built_once_by_processes_sharing_it(tmp_path):
         results.append(json.loads(stdout))
     assert sum(r["built"] for r in results) == 1
     assert {r["rows"] for r in results} == {4} and len({r["file"] for r in results}) == 1
+
+
+def test_a_run_opened_by_hand_refuses_an_output_folder_inside_the_data_root(tmp_path):
+    from brainlib.report.manifest import DataSource, start_run
+
+    data = tmp_path / "DATA"
+    (data / "rsna").mkdir(parents=True)
+    keep = data / "rsna" / "tables" / "stage_2_train.csv"
+    keep.parent.mkdir()
+    keep.write_text("ID,Label\n")
+    with pytest.raises(OutputLocationError, match="inside the data root"):
+        start_run("he2024", {}, data / "rsna", DataSource("real", "rsna", root=str(data)))
+    assert keep.exists()  # nothing cleared
+    start_run("he2024", {}, tmp_path / "out" / "he2024", DataSource("real", "rsna", root=str(data)))
