@@ -1,10 +1,10 @@
 """The ipywidgets controls of `WindowExplorer`, laid out to fit a 1366 x 768 laptop screen.
 
-The picture (at least 512 px, whole CT pixels) sits on the left; on the right: the presets as
-one toggle group ("brain 40/80", the active one pressed), level and width as ~440 px sliders
-(about 4.5 HU per screen pixel when dragged, 1 HU per arrow key) each with a box to type the
-value into, an "extended range" switch for bone-like windows, the slice ("12 / 33"), the
-overlay mode, the HU histogram and the readout. Clicking the picture moves the readout point.
+The picture (at least 512 px, whole CT pixels) sits on the left; on the right, one row each:
+the presets as one toggle group ("brain 40/80", the active one pressed), level and width as a
+box to type the value into beside a 440 px slider (about 4.5 HU per screen pixel when dragged,
+1 HU per arrow key), an "extended range" switch for bone-like windows, the slice ("12 / 33"),
+the mask mode, the HU histogram and the readout. Clicking the picture moves the readout point.
 """
 from __future__ import annotations
 
@@ -20,10 +20,13 @@ __all__ = ["build_controls", "sync_controls", "RANGES"]
 
 #: slider ranges (min, max) in HU: normal, and extended (bone windows, metal).
 RANGES = {"level": ((-1000, 1000), (-1000, 3000)), "width": ((1, 2000), (1, 4000))}
-COLUMN_PX = 460
-SLIDER_PX = 440
-HINT = ("Type a number into a box and press Enter, or click a slider and use the "
-        "\u2190 \u2192 keys for 1 HU steps.")
+COLUMN_PX = 600
+SLIDER_PX = 430  # ~4.7 HU per screen pixel over 2000 HU
+LABEL_PX = 78
+BOX_PX = 72
+HIST_PX = (580, 140)
+HINT = ("Type a value and press Enter, or click a slider and press \u2190 \u2192 (1 HU). "
+        "Click the picture to read its HU.")
 
 
 def _needs_extended(e: "WindowExplorer") -> bool:
@@ -46,7 +49,7 @@ def sync_controls(e: "WindowExplorer") -> None:
             c[f"{key}_text"].value = int(round(getattr(e, key)))
         c["presets"].value = e.active_preset
         c["slice_index"].value = e.slice_index
-        c["slice_label"].value = f"<b>slice</b> {e.slice_label()}"
+        c["slice_label"].value = e.slice_label()
         if "overlay" in c:
             c["overlay"].value = e.overlay_mode
     finally:
@@ -87,17 +90,20 @@ def _on_user(e: "WindowExplorer", key: str):
     return handler
 
 
-def _value_row(w: Any, c: dict, key: str, label: str, tip: str) -> Any:
+def _labelled_row(w: Any, label: str, *items: Any) -> Any:
+    return w.HBox([w.HTML(label, layout=w.Layout(width=f"{LABEL_PX}px")), *items],
+                  layout=w.Layout(align_items="center"))
+
+
+def _value_row(w: Any, c: dict, key: str, tip: str) -> Any:
     (lo, hi), _ = RANGES[key]
     c[key] = w.IntSlider(min=lo, max=hi, step=1, readout=False, continuous_update=True,
                          description="", tooltip=tip, layout=w.Layout(width=f"{SLIDER_PX}px"))
-    c[f"{key}_text"] = w.IntText(step=1, continuous_update=False, tooltip=f"type the {key} and press Enter",
-                                 layout=w.Layout(width="80px"))
+    c[f"{key}_text"] = w.IntText(step=1, continuous_update=False, tooltip=f"{tip}: type and press Enter",
+                                 layout=w.Layout(width=f"{BOX_PX}px"))
     c[f"{key}_text"].add_class(f"brainlib-{key}-box")
     c[key].add_class(f"brainlib-{key}-slider")
-    head = w.HBox([w.HTML(f"<b>{label}</b> (HU)", layout=w.Layout(width="120px")), c[f"{key}_text"],
-                   w.HTML(f"<small>{tip}</small>")], layout=w.Layout(align_items="center"))
-    return w.VBox([head, c[key]])
+    return _labelled_row(w, f"<b>{key}</b> HU", c[f"{key}_text"], c[key])
 
 
 def build_controls(e: "WindowExplorer") -> Any:
@@ -112,25 +118,24 @@ def build_controls(e: "WindowExplorer") -> Any:
     c["presets"] = w.ToggleButtons(
         options=[(preset_label(n, win), n) for n, win in e.presets.items()], value=None,
         tooltips=[f"level {win.level:g} HU, width {win.width:g} HU" for win in e.presets.values()],
-        style={"button_width": "138px"}, layout=w.Layout(width=f"{COLUMN_PX}px"))
+        style={"button_width": "142px"}, layout=w.Layout(width=f"{COLUMN_PX}px"))
     c["presets"].add_class("brainlib-presets")
-    level_row = _value_row(w, c, "level", "level", "centre of the window")
-    width_row = _value_row(w, c, "width", "width", "HU from black to white")
+    rows = [c["presets"], _value_row(w, c, "level", "centre of the window"),
+            _value_row(w, c, "width", "HU from black to white")]
     c["extended"] = w.Checkbox(value=False, description="extended range (level to 3000, width to 4000)",
                                indent=False, layout=w.Layout(width=f"{COLUMN_PX}px"))
+    rows += [c["extended"], w.HTML(f"<small>{HINT}</small>", layout=w.Layout(width=f"{COLUMN_PX}px"))]
     c["slice_index"] = w.IntSlider(min=0, max=z - 1, readout=False, disabled=z == 1,
-                                   layout=w.Layout(width="300px"))
-    c["slice_label"] = w.HTML(layout=w.Layout(width="130px"))
+                                   layout=w.Layout(width=f"{SLIDER_PX}px"))
+    c["slice_label"] = w.HTML(layout=w.Layout(width=f"{BOX_PX + 6}px"))
     c["slice_label"].add_class("brainlib-slice-label")
-    rows = [c["presets"], level_row, width_row, c["extended"],
-            w.HTML(f"<small>{HINT} Click the picture to read the HU there.</small>",
-                   layout=w.Layout(width=f"{COLUMN_PX}px")),
-            w.HBox([c["slice_label"], c["slice_index"]])]
+    rows.append(_labelled_row(w, "<b>slice</b>", c["slice_label"], c["slice_index"]))
     if e.overlay is not None:
-        c["overlay"] = w.ToggleButtons(options=["outline", "fill", "off"], description="mask",
-                                       style={"button_width": "70px", "description_width": "40px"})
-        rows.append(c["overlay"])
-    c["hist"] = w.Image(format="png", layout=w.Layout(width="440px", height="150px"))
+        c["overlay"] = w.ToggleButtons(options=["outline", "fill", "off"], style={"button_width": "80px"},
+                                       tooltips=["cyan ring just outside the mask", "light cyan fill",
+                                                 "no mask"])
+        rows.append(_labelled_row(w, "<b>mask</b>", c["overlay"]))
+    c["hist"] = w.Image(format="png", layout=w.Layout(width=f"{HIST_PX[0]}px", height=f"{HIST_PX[1]}px"))
     c["hist"].add_class("brainlib-histogram")
     c["readout"] = w.HTML(layout=w.Layout(width=f"{COLUMN_PX}px"))
     c["readout"].add_class("brainlib-readout")
@@ -142,7 +147,7 @@ def build_controls(e: "WindowExplorer") -> Any:
     for key in ("level", "width"):
         c[f"{key}_text"].observe(_on_user(e, key), names="value")
     c["image"].observe(_on_user(e, "click"), names="click")
-    box = w.HBox([c["image"], w.VBox(rows, layout=w.Layout(width=f"{COLUMN_PX + 10}px"))],
-                 layout=w.Layout(align_items="flex-start", grid_gap="12px"))
+    column = w.VBox(rows, layout=w.Layout(width=f"{COLUMN_PX + 8}px", grid_gap="2px"))
+    box = w.HBox([c["image"], column], layout=w.Layout(align_items="flex-start", grid_gap="12px"))
     box.add_class("brainlib-window-explorer")
     return box

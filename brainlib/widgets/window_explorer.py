@@ -27,9 +27,14 @@ OVERLAY_COLOUR = (0, 230, 255)  # cyan: far from every grey, so an outline is al
 POINT_COLOUR = (255, 200, 0)
 
 
+def _short(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
 def preset_label(name: str, win: Window) -> str:
-    """Button text of a window: 'soft tissue 40/380' (level/width, no underscores)."""
-    return f"{name.replace('_', ' ')} {win.level:g}/{win.width:g}"
+    """Button text of a window: 'soft tissue 40/380' (level/width, no underscores; learned
+    windows to 0.1 HU, their tooltip has every digit)."""
+    return f"{name.replace('_', ' ')} {_short(win.level)}/{_short(win.width)}"
 
 
 class WindowExplorer(Viewer):
@@ -192,7 +197,7 @@ class WindowExplorer(Viewer):
     def readout_html(self) -> str:
         """The readout split into lines, with the dropped files (if any) below it."""
         parts = self.readout().split(" | ")
-        html = "<br>".join(f"<code>{p}</code>" for p in [parts[0], " | ".join(parts[1:])])
+        html = "<br>".join(f"<code>{p}</code>" for p in [parts[0], " | ".join(parts[1:3]), parts[3]])
         if self.skipped:
             html += f"<br><small>not shown: {describe_skipped(self.skipped)}</small>"
         return html
@@ -220,7 +225,7 @@ class WindowExplorer(Viewer):
                  POINT_COLOUR, thick=1)
         return rgb.astype(np.uint8)
 
-    def histogram_rgb(self, width: int = 440, height: int = 150) -> np.ndarray:
+    def histogram_rgb(self, width: int = 580, height: int = 140) -> np.ndarray:
         """HU histogram of the whole volume (log counts) with the window shaded and labelled."""
         return histogram_rgb(self._hist_counts, self.level - self.width / 2,
                              self.level + self.width / 2, width=width, height=height)

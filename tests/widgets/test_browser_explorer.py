@@ -1,13 +1,16 @@
-"""End to end: the explorer notebook in a real JupyterLab in headless Chromium.
+"""End to end: the explorer notebook in a real JupyterLab in headless Chromium at 1366x768.
 
-Starts JupyterLab on 127.0.0.1 with a token, opens `notebooks/explore_ct_windows.ipynb`,
-runs all cells, drags the width slider and checks from screenshots that the picture changed
-and from the page that the width readout shows the new value. Needs Debian's `chromium`
-(CI installs it); skipped with a message only where it is not installed.
+Starts JupyterLab on 127.0.0.1 with a token, opens `notebooks/explore_ct_windows.ipynb`, runs
+all cells, hides the file browser as the notebook tells a laptop user to, and checks that the
+picture, the controls and the histogram are all on screen at once; then types a width,
+clicks a preset (its button shows as active) and clicks the picture (the readout point moves).
+Screenshots go to ``$BRAINLIB_SCREENSHOTS`` (default: the test's tmp folder). Needs Debian's
+`chromium` (CI installs it); skipped with a message only where it is not installed.
 """
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -70,42 +73,94 @@ def lab(tmp_path, brainlib_kernel):
         proc.kill()
 
 
-def test_width_slider_changes_image_and_readout(lab, tmp_path):
+def _open_and_run(page, base, token):
+    page.goto(f"{base}/lab/tree/explore_ct_windows.ipynb?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    # Wait for the brainlib kernel to be idle, then Run > Run All Cells.
+    page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=120_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    explorer = page.locator(".brainlib-window-explorer").first
+    explorer.wait_for(timeout=180_000, state="attached")
+    # a student on a laptop hides the file browser, as the notebook says (clicking its tab)
+    current = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+    if current.count():
+        current.first.click()
+    page.wait_for_timeout(500)
+    news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's news question
+    if news.count():
+        news.first.click()
+    explorer.evaluate("e => e.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(1000)
+    return explorer
+
+
+def _readout(page) -> str:
+    return page.locator(".brainlib-readout").first.inner_text()
+
+
+def _inside(box, area, tol: float = 1.0) -> bool:
+    return (box is not None and box["x"] >= area["x"] - tol and box["y"] >= area["y"] - tol
+            and box["x"] + box["width"] <= area["x"] + area["width"] + tol
+            and box["y"] + box["height"] <= area["y"] + area["height"] + tol)
+
+
+def test_explorer_in_jupyterlab_at_laptop_size(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     base, token, _ = lab
+    shots = Path(os.environ.get("BRAINLIB_SCREENSHOTS", tmp_path))
+    view = {"width": 1366, "height": 768}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/explore_ct_windows.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=90_000)
-        # Wait for the brainlib kernel to be idle, then Run > Run All Cells.
-        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=120_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        slider = page.locator(".widget-hslider", has_text="width (HU)").first
-        slider.wait_for(timeout=180_000, state="attached")
-        slider.scroll_into_view_if_needed()
-        image = page.locator(".widget-image").first
-        image.scroll_into_view_if_needed()
-        page.wait_for_timeout(1000)
-        readout = slider.locator(".widget-readout")
-        assert float(readout.inner_text()) == 80.0
-        before = image.screenshot(path=str(tmp_path / "before.png"))
+        page = browser.new_page(viewport=view)
+        explorer = _open_and_run(page, base, token)
+        image = explorer.locator(".brainlib-click-image")
+        presets = explorer.locator(".brainlib-presets")
+        hist = explorer.locator(".brainlib-histogram")
+        image.wait_for(timeout=60_000)
+        page.screenshot(path=str(shots / "explorer_1366x768.png"))
+        # the whole widget fits the screen: picture, controls and histogram at once, all inside
+        # the notebook's visible area (below JupyterLab's menu, tabs and toolbar, above its status bar)
+        area = page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer").first.bounding_box()
+        assert _inside(area, {"x": 0, "y": 0, **view})
+        for name, loc in (("image", image), ("presets", presets), ("width slider",
+                          explorer.locator(".brainlib-width-slider")), ("histogram", hist),
+                          ("readout", page.locator(".brainlib-readout").first)):
+            assert _inside(loc.bounding_box(), area), f"{name} is not fully on a 1366x768 screen"
+        assert image.bounding_box()["width"] >= 512
+        assert "level 40 HU, width 80 HU" in _readout(page)
+        active = presets.locator("button.mod-active")
+        assert active.count() == 1 and active.inner_text().strip() == "brain 40/80"
 
-        handle = slider.locator(".noUi-handle").first
-        box = handle.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] + 60, box["y"] + box["height"] / 2, steps=8)
-        page.mouse.up()
-        new_width = f"{float(readout.inner_text()):g}"
-        assert new_width != "80", "dragging the width slider did not change its value"
-        # The explorer's own readout (below the picture) follows the slider.
-        page.wait_for_function(
-            "w => [...document.querySelectorAll('.widget-html code')].some("
-            "e => e.textContent.includes('width ' + w + ' HU'))", arg=new_width, timeout=20_000)
+        # typing a width
+        before = image.screenshot()
+        box = explorer.locator(".brainlib-width-box input")
+        box.fill("350")
+        box.press("Enter")
+        page.wait_for_function("() => document.querySelector('.brainlib-readout').innerText"
+                               ".includes('width 350 HU')", timeout=20_000)
         page.wait_for_timeout(500)
-        after = image.screenshot(path=str(tmp_path / "after.png"))
+        assert image.screenshot() != before, "the picture did not change with the typed width"
+        assert presets.locator("button.mod-active").count() == 0  # 40/350 is no preset
+
+        # clicking a preset: its button shows as active
+        presets.locator("button", has_text="subdural 80/200").click()
+        page.wait_for_function("() => document.querySelector('.brainlib-readout').innerText"
+                               ".includes('level 80 HU, width 200 HU')", timeout=20_000)
+        active = presets.locator("button.mod-active")
+        assert active.count() == 1 and active.inner_text().strip() == "subdural 80/200"
+        assert explorer.locator(".brainlib-width-box input").input_value() == "200"
+
+        # clicking the picture moves the readout point
+        old = _readout(page)
+        ib = image.bounding_box()
+        page.mouse.click(ib["x"] + 0.6 * ib["width"], ib["y"] + 0.4 * ib["height"])
+        page.wait_for_function("old => document.querySelector('.brainlib-readout').innerText != old",
+                               arg=old, timeout=20_000)
+        after = _readout(page)
+        row, col = (int(v) for v in re.search(r"HU at \(row (\d+), col (\d+)\)", after).groups())
+        assert abs(row - 0.4 * 256) <= 1 and abs(col - 0.6 * 256) <= 1, after  # 256 px phantom
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "explorer_after_clicks.png"))
         browser.close()
-    assert before != after, "the picture did not change when the window width changed"

@@ -138,7 +138,7 @@ def test_histogram_has_hu_axis_and_labelled_window_edges(volume, monkeypatch):
     matplotlib.use("Agg")
     e = WindowExplorer(volume)
     img = e.histogram_rgb()
-    assert img.shape == (150, 440, 3)
+    assert img.shape == (140, 580, 3)
     red = (img[..., 0] > 180) & (img[..., 1] < 60) & (img[..., 2] < 60)
     e.level = 600.0
     assert not np.array_equal(red, (lambda i: (i[..., 0] > 180) & (i[..., 1] < 60))(e.histogram_rgb()))
