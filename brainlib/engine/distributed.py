@@ -21,7 +21,6 @@ gathered back in dataset order, so metrics are computed on exactly the single-pr
 """
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import (DataLoader, DistributedSampler, RandomSampler, Sampler,
+                              SequentialSampler)
 
-from brainlib.engine.loaders import _epoch_seed
+from brainlib.engine.loaders import EpochShuffleSampler, _epoch_seed
 from brainlib.engine.syncbn import convert_global_batchnorm
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -190,7 +190,11 @@ def train_loader(loader: DataLoader, info: DistInfo, seed: int) -> DataLoader:
             f"batch size {loader.batch_size} is not divisible by {info.world_size} processes; "
             f"choose --nproc dividing it (the batch size is the global one)")
     sampler = loader.sampler
-    shuffle = hasattr(sampler, "set_epoch") or not isinstance(sampler, torch.utils.data.SequentialSampler)
+    if not isinstance(sampler, (EpochShuffleSampler, RandomSampler, SequentialSampler)):
+        raise DistributedSetupError(
+            f"cannot shard a training loader with a {type(sampler).__name__}: only uniform "
+            "shuffling (make_loader(shuffle=True)) or sequential order have a DDP equivalent")
+    shuffle = not isinstance(sampler, SequentialSampler)
     seed = int(getattr(sampler, "seed", seed if seed is not None else 0))
     dsampler = DistributedEpochSampler(len(loader.dataset), info, seed=seed, shuffle=shuffle)  # type: ignore[arg-type]
     return _rebuild(loader, dsampler, loader.batch_size // info.world_size, info.rank)
@@ -242,7 +246,3 @@ def interleave(shards: Sequence[np.ndarray], n: int) -> np.ndarray:
             raise RuntimeError(f"rank {r} returned {len(shard)} validation rows, expected {expected}")
         out[r::world] = shard
     return out
-
-
-def n_local(n: int, info: DistInfo) -> int:
-    return math.ceil(n / info.world_size)

@@ -23,7 +23,10 @@ so it runs on this CPU in a second). What is assumed, and why:
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -209,6 +212,42 @@ _PLANS: dict[str, Callable[[], tuple[list[Training], list[str]]]] = {
 }
 
 
+PAPERS_PLANNED = tuple(_PLANS)
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """Whether a pixel cache of ``n_slices`` fits: ``bytes_needed`` vs ``bytes_free`` at ``folder``."""
+
+    n_slices: int
+    bytes_needed: int
+    bytes_free: int
+    folder: str
+    fits: bool
+
+    def text(self) -> str:
+        verdict = "fits" if self.fits else "does NOT fit (stream: cache=False, decode in workers)"
+        return (f"pixel cache of {self.n_slices:,} slices: {self.bytes_needed / 1e9:,.1f} GB; "
+                f"{self.bytes_free / 1e9:,.1f} GB free at {self.folder}: {verdict}")
+
+
+def cache_plan(n_slices: int, size: int, channels: int, itemsize: int, folder: str | os.PathLike,
+               reserve: float = 0.1) -> CachePlan:
+    """Size of a ``(n, channels, size, size)`` cache and a free-space check before building it.
+
+    ``itemsize``: 1 for windowed uint8, 2 for int16 HU (:mod:`brainlib.data.cache`). The cache
+    fits if it leaves ``reserve`` of the file system free. docs/scale.md: RSNA at 512 px does
+    not fit a typical disk (394 GB of int16 HU), so its trainings stream.
+    """
+    need = int(n_slices) * channels * size * size * itemsize
+    path = Path(folder)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    return CachePlan(int(n_slices), need, int(usage.free), str(path),
+                     need <= usage.free - reserve * usage.total)
+
+
 def hours_text(estimates: list[Estimate]) -> str:
     total = sum(e.gpu_hours for e in estimates if not math.isnan(e.gpu_hours))
     return "\n".join([e.text() for e in estimates]
@@ -225,4 +264,3 @@ def full_run_text(papers: list[str]) -> str:
             blocks.append(Estimate(paper, [], float("nan"),
                                    notes=[f"no estimate ({type(exc).__name__}: {exc})"]))
     return hours_text(blocks)
-PAPERS_PLANNED = tuple(_PLANS)

@@ -40,3 +40,16 @@ def test_unknown_paper_is_reported_not_raised():
     text = est.full_run_text(["no_such_paper"])
     assert "no_such_paper" in text and "no estimate" in text
     assert math.isnan(est.Estimate("x", [], float("nan")).gpu_hours)
+
+
+def test_cache_plan_sizes_and_checks_free_space(tmp_path):
+    import shutil
+
+    plan = est.cache_plan(752_803, 512, 1, 2, tmp_path / "not" / "yet")
+    assert plan.bytes_needed == 752_803 * 512 * 512 * 2  # RSNA int16 HU at 512 px: ~395 GB
+    assert plan.folder == str(tmp_path) and plan.bytes_free == shutil.disk_usage(tmp_path).free
+    assert plan.fits == (plan.bytes_needed <= plan.bytes_free - 0.1 * shutil.disk_usage(tmp_path).total)
+    small = est.cache_plan(100, 64, 3, 1, tmp_path)
+    assert small.fits and "fits" in small.text()
+    huge = est.cache_plan(10**9, 512, 3, 2, tmp_path)
+    assert not huge.fits and "does NOT fit" in huge.text()
