@@ -233,3 +233,38 @@ def test_a_run_opened_by_hand_refuses_an_output_folder_inside_the_data_root(tmp_
         start_run("he2024", {}, data / "rsna", DataSource("real", "rsna", root=str(data)))
     assert keep.exists()  # nothing cleared
     start_run("he2024", {}, tmp_path / "out" / "he2024", DataSource("real", "rsna", root=str(data)))
+
+
+_REAL_PHANTOMS = """
+    import json, time
+    from pathlib import Path
+    import brainlib.data.synth.writers as w
+    calls = []
+    original = w.write_rsna
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    w.write_rsna = counting
+    while not Path(GO).exists():
+        time.sleep(0.01)
+    root = w.ensure_phantoms("rsna", n_studies=2, seed=5, size=32)
+    print(json.dumps({"root": str(root), "generated": len(calls),
+                      "files": len(list((root / "stage_2_train").glob("*.dcm")))}))
+"""
+
+
+@pytest.mark.slow
+def test_real_rsna_phantoms_generated_once_by_two_runs_sharing_the_cache(tmp_path):
+    go = tmp_path / "go"
+    env = {"BRAINLIB_CACHE": str(tmp_path / "cache")}
+    procs = [_python(_REAL_PHANTOMS.replace("GO", repr(str(go))), env) for _ in range(2)]
+    time.sleep(1.0)
+    go.touch()
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+        results.append(json.loads(stdout))
+    assert sum(r["generated"] for r in results) == 1
+    assert len({r["root"] for r in results}) == 1 and results[0]["files"] == results[1]["files"] > 0
+    assert not [p for p in (tmp_path / "cache" / "phantoms").iterdir() if p.name.startswith(".")]
