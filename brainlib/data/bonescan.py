@@ -74,7 +74,7 @@ def read_scan_csv(csv_path: str | os.PathLike[str], classes: Sequence[str],
             skipped.append(Skipped(f"{p} line {i + 2}", "MalformedPathError",
                                    f"path {rel[:120]!r}: {problem}; row not used"))
         keep.append(not problem)
-    df = df[keep].reset_index(drop=True)
+    df = df.iloc[np.flatnonzero(np.array(keep, dtype=bool))].reset_index(drop=True)
     out = pd.DataFrame({"path": [os.path.normpath(p.parent / x) for x in df["path"]],
                         "label": df["label"]})
     out["patient"] = df["patient"].replace("", None) if "patient" in df.columns else None

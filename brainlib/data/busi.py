@@ -33,6 +33,7 @@ from brainlib.data.base import BaseDataset, DataFileError, DatasetError, as_path
 from brainlib.data.classes import BUSI_CLASSES
 from brainlib.data.synth.marks import read_synthetic_json
 from brainlib.io import Skipped
+from brainlib.io.limits import BoundedReader  # read(n) never allocates past the file's end
 
 #: Folder holding the class folders in the published archive.
 BUSI_FOLDER = "Dataset_BUSI_with_GT"
@@ -75,7 +76,7 @@ def open_png(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with BoundedReader(path) as fh, Image.open(fh) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise ImageTooLargeError(path, f"{w} x {h} pixels exceeds max_pixels "
@@ -213,7 +214,7 @@ class BUSIDataset(BaseDataset):
         for i, r in enumerate(frame.itertuples()):
             try:
                 image, mask = self._read(r.image_path, r.mask_paths)
-                with Image.open(r.image_path) as im:
+                with BoundedReader(r.image_path) as fh, Image.open(fh) as im:
                     mode = im.mode
             except BUSIImageError as err:
                 bad.append(Skipped(err.path, type(err).__name__, err.reason))

@@ -62,7 +62,7 @@ def read_reads_csv(path: str | Path, skipped: list[Any] | None = None) -> pd.Dat
     badname = ~names.str.fullmatch(_NAME.pattern) | df["name"].isna()
     if badname.any() and skipped is not None:
         skipped.extend(bio.Skipped(f"{path} line {i + 2}", "MalformedIdError",
-                                   f"patient name {names.iat[i][:80]!r} is not like 'CQ500-CT-<N>'; row not used")
+                                   f"patient name {str(df['name'].iat[i])[:80]!r} is not like 'CQ500-CT-<N>'; row not used")
                        for i in np.flatnonzero(badname.to_numpy()))
         df = df[~badname.to_numpy()].reset_index(drop=True)
     reads = df.columns[2:]

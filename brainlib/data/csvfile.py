@@ -105,9 +105,14 @@ def read_csv_bounded(path: str | os.PathLike[str], *, max_columns: int = MAX_CSV
     check_csv(p)
     csv_header(p, encoding=kwargs.get("encoding") or "utf-8", max_columns=max_columns)
     try:
-        return pd.read_csv(p, engine="c", **kwargs)
+        frame = pd.read_csv(p, engine="c", **kwargs)
     except MemoryError:
         raise
     except (OSError, ValueError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError,
             OverflowError, TypeError) as err:
         raise CsvFileError(p, f"cannot parse ({type(err).__name__}: {str(err)[:200]})") from err
+    if "index_col" not in kwargs and not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes the first column as the index when line 2 has one field more than
+        # the header: the file is ragged, not indexed.
+        raise CsvFileError(p, "line 2 has more fields than the header")
+    return frame

@@ -42,6 +42,7 @@ from brainlib.data.base import BaseDataset, DataFileError, DatasetError, as_path
 from brainlib.data.classes import DEEPLESION_TYPES
 from brainlib.data.csvfile import read_csv_bounded
 from brainlib.io import Skipped
+from brainlib.io.limits import BoundedReader  # read(n) never allocates past the file's end
 
 #: DL_info.csv columns, verbatim, in file order.
 DL_INFO_COLUMNS: tuple[str, ...] = (
@@ -118,7 +119,7 @@ def open_hu(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with BoundedReader(path) as fh, Image.open(fh) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise ImageTooLargeError(path, f"{w} x {h} pixels exceeds max_pixels {max_pixels} "
@@ -263,7 +264,7 @@ class DeepLesionDataset(BaseDataset):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    with Image.open(path) as im:
+                    with BoundedReader(path) as fh, Image.open(fh) as im:
                         w, h = im.size
                         mode, fmt = im.mode, im.format
                 if w * h > self.max_pixels:
