@@ -52,33 +52,34 @@ DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
 ATTENTIONS = (None, "cbam", "tccbam")
 
 
-class _AttnBasic(BasicBlock):
-    """torchvision BasicBlock with an attention module after conv2 + bn2 (before the addition)."""
+class _Attended:
+    """Mixin for a torchvision residual block: an ``attention`` slot (Identity until CBAM or
+    TCCBAM is put in) applied by the block's ``forward`` before the identity addition."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.attention: nn.Module = nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _finish(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.attention(out) + identity)
+
+
+class _AttnBasic(_Attended, BasicBlock):
+    """torchvision BasicBlock with the attention after conv2 + bn2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.attention(self.bn2(self.conv2(out)))
-        return self.relu(out + identity)
+        return self._finish(self.bn2(self.conv2(out)), x)
 
 
-class _AttnBottleneck(Bottleneck):
-    """torchvision Bottleneck with an attention module after conv3 + bn3 (before the addition)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.attention: nn.Module = nn.Identity()
+class _AttnBottleneck(_Attended, Bottleneck):
+    """torchvision Bottleneck with the attention after conv3 + bn3."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.attention(self.bn3(self.conv3(out)))
-        return self.relu(out + identity)
+        return self._finish(self.bn3(self.conv3(out)), x)
 
 
 class YinResNet(ResNet):
