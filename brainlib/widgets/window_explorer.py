@@ -17,7 +17,7 @@ import numpy as np
 from brainlib.io import WINDOWS, Window, as_window
 from brainlib.io import window as apply_window
 from brainlib.widgets.base import Viewer
-from brainlib.widgets.render import (HIST_RANGE, HIST_TICKS, draw_box, histogram_rgb, mark_mask,
+from brainlib.widgets.render import (HIST_RANGE, HIST_TICKS, draw_box, histogram_rgb, mark_mask, outline,
                                      to_uint8_gray, upscale, upscale_factor)
 from brainlib.widgets.sources import describe_skipped, load_volume
 
@@ -203,12 +203,14 @@ class WindowExplorer(Viewer):
         return html
 
     # -- rendering ----------------------------------------------------------------------
-    def _mask_up(self) -> np.ndarray | None:
+    def _mask_up(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The current slice's mask at display size and its outside outline (cached)."""
         if self.overlay is None:
             return None
         i = self.slice_index if self.overlay.shape[0] > 1 else 0
         if i not in self._mask_cache:
-            self._mask_cache[i] = upscale(self.overlay[i] >= 0.5, self.scale)
+            up = upscale(self.overlay[i] >= 0.5, self.scale)
+            self._mask_cache[i] = (up, outline(up))
         return self._mask_cache[i]
 
     def render_rgb(self) -> np.ndarray:
@@ -216,9 +218,11 @@ class WindowExplorer(Viewer):
         window, mask outline or fill, and the readout square."""
         k = self.scale
         rgb = np.repeat(upscale(to_uint8_gray(self.image()), k)[..., None], 3, axis=2).astype(np.float32)
-        mask = self._mask_up()
-        if mask is not None:
-            mark_mask(rgb, mask, self.overlay_mode, OVERLAY_COLOUR, self.overlay_alpha)
+        cached = self._mask_up()
+        if cached is not None and self.overlay_mode == "outline":
+            rgb[cached[1]] = OVERLAY_COLOUR
+        elif cached is not None:
+            mark_mask(rgb, cached[0], self.overlay_mode, OVERLAY_COLOUR, self.overlay_alpha)
         y, x = self.point
         r = self.roi
         draw_box(rgb, ((x - r) * k - 1, (y - r) * k - 1, (x + r + 1) * k + 1, (y + r + 1) * k + 1),

@@ -1,9 +1,10 @@
 """End to end: the explorer notebook in a real JupyterLab in headless Chromium at 1366x768.
 
-Starts JupyterLab on 127.0.0.1 with a token, opens `notebooks/explore_ct_windows.ipynb`, runs
-all cells, hides the file browser as the notebook tells a laptop user to, and checks that the
-picture, the controls and the histogram are all on screen at once; then types a width,
-clicks a preset (its button shows as active) and clicks the picture (the readout point moves).
+Starts JupyterLab on 127.0.0.1 with a token, opens `notebooks/explore_ct_windows.ipynb` (it
+must not show as modified before anything runs), runs all cells, hides the file browser as
+the notebook tells a laptop user to, and checks that the picture, the controls and the
+histogram are all on screen at once; then types a width, clicks a preset (its button shows
+as active) and clicks the picture (the readout point moves).
 Screenshots go to ``$BRAINLIB_SCREENSHOTS`` (default: the test's tmp folder). Needs Debian's
 `chromium` (CI installs it); skipped with a message only where it is not installed.
 """
@@ -78,6 +79,9 @@ def _open_and_run(page, base, token):
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
     # Wait for the brainlib kernel to be idle, then Run > Run All Cells.
     page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(2000)  # the kernel's info reply has updated the notebook's metadata by now
+    assert page.locator(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty").count() == 0, (
+        "JupyterLab marks the notebook modified on open (see tests/notebooks/test_notebook_files.py)")
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     explorer = page.locator(".brainlib-window-explorer").first
