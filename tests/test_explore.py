@@ -100,3 +100,16 @@ def test_no_window_raises_contrast_to_noise():
     part = split_lesion(hu, both)[1]
     text = describe_visibility(part, table)
     assert f"{part.median_hu:.0f} HU" in text and f"{ratios.min():+.2f}" in text
+
+
+def test_real_folder_lists_a_file_of_another_modality(tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    _write_series(tmp_path, "1.2.3.1", "1.2.3", 3, 10.0)
+    shutil.copy(get_testdata_file("MR_small.dcm"), tmp_path / "stray.dcm")
+    study = load_example_study(tmp_path)
+    assert study.volume.shape == (3, 16, 16)
+    assert [(s.path.split("/")[-1], s.error) for s in study.skipped] == [("stray.dcm", "NotCTError")]
+    assert "not read: 1 file of another modality: stray.dcm (Modality is 'MR'" in study.description
