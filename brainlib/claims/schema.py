@@ -252,6 +252,16 @@ def _check_graph(path: str, root: Any) -> None:
             stack.extend((part, depth + 1) for pair in node.value for part in pair)
 
 
+def _flow_depth(text: str) -> int:
+    """Deepest running count of open flow brackets ([ and {) in the raw text (quotes not
+    honoured, so it can only over-count brackets left open inside strings)."""
+    import numpy as np
+
+    codes = np.frombuffer(text.encode("utf-8"), np.uint8)
+    step = (np.isin(codes, (91, 123)).astype(np.int64) - np.isin(codes, (93, 125)))
+    return int(np.cumsum(step).max()) if step.size else 0
+
+
 @functools.lru_cache(maxsize=32)
 def _parse(path: str, mtime_ns: int, size: int) -> tuple[Any, dict[int, str]]:
     """Parse a claims file once per (path, mtime, size): pure-Python YAML is slow.
@@ -267,6 +277,8 @@ def _parse(path: str, mtime_ns: int, size: int) -> tuple[Any, dict[int, str]]:
         raise ClaimsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise ClaimsError(f"{path}: not UTF-8 text ({exc})") from exc
+    if _flow_depth(text) > MAX_CLAIMS_DEPTH:  # PyYAML's scanner is quadratic in open brackets
+        raise ClaimsError(f"{path}: brackets nested deeper than {MAX_CLAIMS_DEPTH} levels")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is None:

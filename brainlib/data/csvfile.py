@@ -42,14 +42,16 @@ class CsvLimitError(CsvFileError):
     """An index CSV beyond a limit of this module (refused before pandas allocates)."""
 
 
-def check_csv(path: str | os.PathLike[str], max_bytes: int = MAX_CSV_BYTES,
-              max_line: int = MAX_CSV_LINE_BYTES) -> None:
+def check_csv(path: str | os.PathLike[str], max_bytes: int | None = None,
+              max_line: int | None = None) -> None:
     """Raise CsvLimitError if the file or any of its lines is larger than the limits.
 
     One streaming pass over the raw bytes (about 0.1 s per 100 MB): line lengths come from
     the positions of the newline bytes, so memory stays at one chunk.
     """
     p = Path(path)
+    max_bytes = MAX_CSV_BYTES if max_bytes is None else max_bytes
+    max_line = MAX_CSV_LINE_BYTES if max_line is None else max_line
     try:
         size = p.stat().st_size
         fh = open(p, "rb")
