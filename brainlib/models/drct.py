@@ -271,6 +271,13 @@ class SliceLevelBaseline(nn.Module):
         return {"logits": slice_logits.max(dim=1).values, "slice_logits": slice_logits}
 
 
+def scan_max_losses() -> list[tuple]:
+    """BCE of the max-over-slices logit against the scan label (``batch["y"]``): the
+    slice-level baseline trained from scan labels only (multiple-instance max pooling), the
+    sanity check that a scan-level signal reaches the sequence models' inputs."""
+    return [("scan_max_bce", lambda out, batch: _bce(out["logits"], batch["y"]), 1.0)]
+
+
 def slice_level_losses() -> list[tuple]:
     """BCE on every slice with its own label (``batch["y_slice"]``, (B, M, C))."""
     return [("slice_bce", lambda out, batch: _bce(out["slice_logits"], batch["y_slice"]), 1.0)]
@@ -349,4 +356,4 @@ def drct2_random(num_classes: int, **cfg: Any) -> DrCT2:
 
 __all__ = ["APSNetwork", "CONFIG", "DrCT1", "DrCT2", "SliceEncoder", "SliceLevelBaseline",
            "drct1", "drct2", "drct2_random", "drct_losses", "drct_slice_baseline",
-           "slice_level_losses"]
+           "scan_max_losses", "slice_level_losses"]

@@ -6,7 +6,8 @@ from brainlib.layers.sequence_attention import (
     FeatureAttention, SliceAttention, gather_slices, select_key_slices, zoom_slices,
 )
 from brainlib.models import create_model, list_models
-from brainlib.models.drct import DrCT1, DrCT2, drct_losses, slice_level_losses
+from brainlib.models.drct import DrCT1, DrCT2, drct_losses, scan_max_losses, \
+    slice_level_losses
 from brainlib.models.slice_encoder import SliceEncoder
 
 torch.set_num_threads(1)
@@ -128,6 +129,14 @@ def test_losses_and_param_groups_reach_every_module():
     sb = create_model("drct_slice_baseline", num_classes=3, feature_dim=D, fc=(8, 8))
     yb = {"y_slice": torch.randint(0, 2, (4, 6, 3)).float()}
     assert torch.isfinite(slice_level_losses()[0][1](sb(batch["x"]), yb))
+    # scan-label loss of the max-over-slices baseline reads the max logit, NaN labels masked
+    out = sb(batch["x"])
+    (name, fn, _), = scan_max_losses()
+    y = batch["y"]
+    known = ~torch.isnan(y)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        out["slice_logits"].max(1).values[known], y[known])
+    assert name == "scan_max_bce" and torch.allclose(fn(out, batch), expected)
 
 
 def test_drct1_learns_to_attend_to_the_lesion_slice():

@@ -3,7 +3,8 @@
 Phantoms are a measuring instrument (DESIGN.md): before a phantom run says anything about
 DrCT1/DrCT2, DrCT2 must learn plainly visible synthetic lesions. `positive_controls` lists
 the checks the notebook passes to ``exp.check``: DrCT2 scan-level macro ROC AUC on each dataset
-(floor `AUC_FLOOR`) and the key-slice comprehensive task against random slice rankings (floor
+(floor `AUC_FLOOR`), the max-over-slices sanity baseline above chance (`SLICE_MAX_FLOOR`) and
+the key-slice comprehensive task against random slice rankings (floor
 `KEY_SLICE_RATIO` times chance).
 
 `difficulty_sweep` reruns DrCT1 and DrCT2 (same settings, same frozen encoder) on RSNA-layout
@@ -29,6 +30,8 @@ from brainlib.papers.wang_drct2.tables import as_list, random_attention
 
 #: DrCT2 scan-level macro ROC AUC each dataset must reach (issue 10).
 AUC_FLOOR = 0.85
+#: the max-over-slices sanity baseline (scan labels only) must beat chance on each dataset.
+SLICE_MAX_FLOOR = 0.5
 #: the key-slice comprehensive task must reach this multiple of random rankings' accuracy.
 KEY_SLICE_RATIO = 1.5
 #: difficulty values of the sweep (the generator's knob in [0, 1]; 0.5 is the realistic default).
@@ -58,6 +61,13 @@ def positive_controls(cvs: Mapping[str, CVResult] | Sequence[CVResult]) -> pd.Da
                      "floor": AUC_FLOOR,
                      "what": f"DrCT2 scan-level macro ROC AUC, out-of-fold, {layout} layout "
                              f"({len(cv.data.classes)} labels, {cv.data.n_scans} scans)"})
+        if "slice_max" in cv.scores:
+            rows.append({"name": f"{cv.name}/slice_max/macro_auc",
+                         "value": macro_auc(cv.data.labels, cv.scores["slice_max"]),
+                         "floor": SLICE_MAX_FLOOR,
+                         "what": f"sanity baseline: max over slices of a slice scorer trained "
+                                 f"from scan labels on the same frozen features, out-of-fold, "
+                                 f"{layout} layout (must beat chance)"})
         if cv.name == "rsna" and all(sl is not None for sl in cv.data.slice_labels):
             acc, chance, ratio = comprehensive_ratio(cv)
             rows.append({"name": "rsna/drct2/key_slice_comprehensive_vs_random",

@@ -24,7 +24,7 @@ from brainlib.engine import fit, kfold_split, make_loader, predict, resolve_devi
     seed_everything, torch_threads
 from brainlib.metrics import macro_prf
 from brainlib.models import create_model
-from brainlib.models.drct import drct_losses, slice_level_losses
+from brainlib.models.drct import drct_losses, scan_max_losses, slice_level_losses
 from brainlib.papers.wang_drct2.data import ScanData, SequenceSet
 from brainlib.papers.wang_drct2.settings import WangDrct2Settings
 
@@ -62,11 +62,19 @@ class Variant:
 
     name: str
     model: str
-    loss: str  # "mse" | "bce" (primary/APS) | "slice"
+    loss: str  # "mse" | "bce" (primary/APS) | "slice" | "scan_max"
     inputs: str  # "base" | "zoom" | "both" | "base_twice" | "window"
     m_key: int | None = None
     label: str = ""
     flip_standardize: bool = False  # the feature-standardisation ablation (eq. 3 vs ours)
+
+
+#: Sanity baseline of the positive controls (not in the paper): three FC layers score every
+#: slice's frozen features, the scan score is the maximum over the slices, trained from scan
+#: labels only (multiple-instance max pooling). It shows whether a scan-level signal reaches
+#: the sequence models' inputs at all.
+SLICE_MAX = Variant("slice_max", "drct_slice_baseline", "scan_max", "base",
+                    label="Max over slices (scan labels; sanity baseline)")
 
 
 def _cq500_ablations(s: WangDrct2Settings, m: int, mk: int) -> list[Variant]:
@@ -99,7 +107,8 @@ def variants_for(name: str, s: WangDrct2Settings) -> list[Variant]:
     m = s.of("seq_len", name)
     mk = min(s.m_key, m)
     out = [Variant("drct1", "drct1", "mse", "base", label="DrCT1"),
-           Variant("drct2", "drct2", "mse", "both", mk, label="DrCT2")]
+           Variant("drct2", "drct2", "mse", "both", mk, label="DrCT2"),
+           SLICE_MAX]
     if not s.ablations:
         return out
     out += [Variant("drct2_bce", "drct2", "bce", "both", mk, label="DrCT2 (BCE/BCE)"),
@@ -234,7 +243,8 @@ def _train_variant(v: Variant, data: ScanData, s: WangDrct2Settings, train_loade
     training is loaded, not retrained)."""
     seed_everything(run_seed)
     model = build_model(v, data, s, run_seed)
-    losses = slice_level_losses() if v.loss == "slice" else drct_losses(v.model, v.loss)
+    losses = ({"slice": slice_level_losses, "scan_max": scan_max_losses}[v.loss]()
+              if v.loss in ("slice", "scan_max") else drct_losses(v.model, v.loss))
     groups = (model.lr_groups(s.lr_primary, s.lr_aps, s.lr_fusion)
               if hasattr(model, "lr_groups") and v.model != "drct1" else None)
     if hasattr(model, "set_feature_stats"):

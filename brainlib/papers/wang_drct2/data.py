@@ -226,6 +226,10 @@ def data_source(datas: Sequence[ScanData], s: WangDrct2Settings,
     return _real_source(names, data_root)
 
 
+def _arch_name(arch: str) -> str:
+    return "VGG-16" if arch == "vgg16" else "a shallow conv+BN encoder"
+
+
 def record_provenance(exp: Experiment, datas: Mapping[str, ScanData]) -> None:
     """Put each dataset's skipped files, encoder and feature cache in the run, and the data
     source (a randomly initialised encoder is a deviation, so every caption states it)."""
@@ -244,10 +248,12 @@ def record_provenance(exp: Experiment, datas: Mapping[str, ScanData]) -> None:
     if pre is not None:
         sm = pre.summary
         exp.deviate(
-            "slice encoder: VGG-16 pretrained here on a disjoint phantom set instead of "
-            f"ImageNet (RSNA-layout phantoms, seed {pre.spec.phantom_seed}, {pre.spec.studies} "
-            f"studies, {sm['train_slices']} slices, per-slice labels any + 5 subtypes, "
-            f"{pre.spec.epochs} epochs; held-out slice AUC {sm['val_auc']:.3f}), then frozen")
+            f"slice encoder: {_arch_name(pre.spec.arch)} pretrained here on a disjoint "
+            f"phantom set instead of an ImageNet VGG-16 (RSNA-layout phantoms, seed "
+            f"{pre.spec.phantom_seed}, {pre.spec.studies} studies, {sm['train_slices']} "
+            f"slices, per-slice labels any + 5 subtypes + fracture, {pre.spec.epochs} epochs"
+            f"{', flips and shifts' if pre.spec.augment else ''}; held-out slice AUC "
+            f"{sm['val_auc']:.3f}), then frozen")
         exp.note(f"encoder pretraining {'reused from' if pre.cached else 'written to'} "
                  f"{pre.path.parent} ({pre.seconds:.1f} s); held-out slice macro AUC per "
                  f"epoch {[round(v, 3) for v in sm['val_auc_per_epoch']]}")

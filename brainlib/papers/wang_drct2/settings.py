@@ -76,13 +76,15 @@ class WangDrct2Settings(Settings):
     # slice encoder ("auto": ImageNet file if given, else random; pretraining on phantoms
     # of another seed on request)
     encoder: str = ours("auto", "ImageNet VGG-16 from a local file if given, else frozen random "
-                                "weights (no ImageNet weights offline; phantom pretraining "
-                                "measured worse on quick)")
+                                "weights (no ImageNet weights offline); quick pretrains a "
+                                "shallow encoder on disjoint phantoms (encoder.py)")
     encoder_arch: str = paper("vgg16", "Sec. V.A: VGG-16 conv layers, adaptive max-pool")
     pretrain_studies: int = ours(200, "phantom studies for the optional encoder pretraining")
     pretrain_epochs: int = ours(10, "epochs of the optional encoder pretraining")
     pretrain_batch: int = ours(32, "batch of the optional encoder pretraining")
     pretrain_lr: float = ours(1e-3, "learning rate of the optional encoder pretraining")
+    pretrain_augment: bool = ours(False, "random left-right flips and shifts (1/16 of the "
+                                         "size) of the pretraining slices")
     # how we run
     ablations: bool = runtime(True, "train the ablations of Tables 2, 4, 7 and Fig. 6")
     report_scans: int = runtime(5, "scans with a Fig. 2 report")
@@ -106,7 +108,7 @@ class WangDrct2Settings(Settings):
             "m_key": 8, "fig6_m_keys": (4, 8, 16),
             "width": 0.125, "hidden": 64, "fc": (64, 32),
             "report_scans": 4, "n_boot": 100,
-            "pretrain_studies": 48, "pretrain_epochs": 6,
+            "pretrain_studies": 144, "pretrain_epochs": 6, "pretrain_augment": True,
         },
         "smoke": {
             "phantom_studies_cq500": 12, "phantom_studies_rsna": 12,

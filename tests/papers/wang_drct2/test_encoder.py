@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from brainlib.models.slice_encoder import SliceEncoder, weights_digest
-from brainlib.papers.wang_drct2.encoder import (PretrainSpec, make_encoder, pretrain_encoder,
-                                                pretrain_spec, resolve_encoder)
+from brainlib.papers.wang_drct2.encoder import (PretrainSpec, SliceClassifier, augment_slices,
+                                                make_encoder, pretrain_encoder, pretrain_spec,
+                                                resolve_encoder)
 from brainlib.papers.wang_drct2.settings import settings_for
 
 torch.set_num_threads(1)
@@ -51,8 +52,24 @@ def test_pretraining_is_deterministic_cached_and_seed_dependent(tmp_path, monkey
 def test_spec_key_covers_every_setting():
     keys = {_spec().key(), _spec(epochs=2).key(), _spec(width=0.25).key(),
             _spec(image_size=64).key(), _spec(phantom_seed=10_001).key(), _spec(studies=5).key(),
-            _spec(lr=3e-4).key()}
-    assert len(keys) == 7
+            _spec(lr=3e-4).key(), _spec(augment=True).key()}
+    assert len(keys) == 8
+
+
+def test_augmentation_flips_and_shifts_training_batches_only():
+    x = torch.zeros(64, 3, 32, 32)
+    x[:, :, 10:14, 3:6] = 1.0                           # an off-centre blob on the left
+    torch.manual_seed(0)
+    a = augment_slices(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, augment_slices(x))             # seeded by torch's generator
+    assert torch.allclose(a.sum((1, 2, 3)), x.sum((1, 2, 3)))  # rolled, nothing lost
+    cols = a[:, 0].sum(1).argmax(1)
+    assert (cols < 16).any() and (cols >= 16).any()      # some slices flipped, some not
+    model = SliceClassifier(0.125, 2, seed=0, arch="small_bn", augment=True).eval()
+    with torch.no_grad():
+        assert torch.equal(model(x[:4]), model(x[:4]))   # evaluation: no augmentation
+    assert pretrain_spec(settings_for("quick"), 0).augment
 
 
 def test_from_pretrained_is_frozen_and_stated(tmp_path):

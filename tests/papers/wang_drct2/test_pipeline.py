@@ -51,8 +51,8 @@ def toy_cv():
 
 def test_cross_validate_toy_data_end_to_end(toy_cv):
     cv, data = toy_cv, toy_cv.data
-    assert [v.name for v in cv.variants] == ["drct1", "drct2", "drct2_bce", "drct2_norm_ablation",
-                                             "slice_baseline"]
+    assert [v.name for v in cv.variants] == ["drct1", "drct2", "slice_max", "drct2_bce",
+                                             "drct2_norm_ablation", "slice_baseline"]
     assert (cv.fold_of >= 0).all()                      # every scan tested exactly once
     per_patient = pd.Series(cv.fold_of).groupby(data.groups).nunique()
     assert (per_patient == 1).all()                     # patients never split across folds
@@ -64,6 +64,18 @@ def test_cross_validate_toy_data_end_to_end(toy_cv):
     assert {"precision", "recall"} <= set(h.columns)    # Fig. 5 curve
     cv2 = wang.cross_validate(data, cv.settings, seed=0, device="cpu", variants=cv.variants[:2])
     assert np.array_equal(cv2.scores["drct2"], cv.scores["drct2"])  # same seed, same numbers
+
+
+def test_max_over_slices_baseline_finds_the_toy_lesions_from_scan_labels():
+    """The sanity baseline of the positive controls, through the same cross-validation code."""
+    from brainlib.papers.wang_drct2.crossval import SLICE_MAX
+
+    data = _toy_scandata(n_scans=24)
+    s = wang.settings_for("smoke", epochs=40, fc=(16, 16), dropout=0.0, lr_primary=5e-3)
+    cv = wang.cross_validate(data, s, seed=0, device="cpu", variants=[SLICE_MAX])
+    assert macro_auc(data.labels, cv.scores["slice_max"]) > 0.8
+    shuffled = data.labels[np.random.default_rng(0).permutation(len(data.labels))]
+    assert macro_auc(shuffled, cv.scores["slice_max"]) < 0.75   # the labels carry the signal
 
 
 def test_tables_from_toy_results(toy_cv):
