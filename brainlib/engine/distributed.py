@@ -119,7 +119,9 @@ def wrap_model(model: nn.Module, device: torch.device, info: DistInfo) -> nn.Mod
     ``nn.SyncBatchNorm`` on CUDA, :class:`~brainlib.engine.syncbn.GlobalBatchNorm` on CPU (torch's
     runs on GPU modules only). The BN layers are replaced inside ``model`` sharing their tensors
     (same names, so state dicts and checkpoints stay those of the single-process model); the
-    returned wrapper is used for training steps only.
+    returned wrapper is used for training steps only. DDP looks for parameters a step leaves
+    without gradient (``find_unused_parameters``: DrCT2's heads, detectors' unused branches);
+    ``BRAINLIB_DDP_FIND_UNUSED=0`` skips that search when every parameter is always used.
     """
     if has_batch_norm(model):
         for name, child in list(model.named_children()):
@@ -127,7 +129,9 @@ def wrap_model(model: nn.Module, device: torch.device, info: DistInfo) -> nn.Mod
                     if device.type == "cuda" else convert_global_batchnorm(child))
         model.to(device)
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    find_unused = os.environ.get("BRAINLIB_DDP_FIND_UNUSED", "1") != "0"
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                               find_unused_parameters=find_unused)
 
 
 class DistributedEpochSampler(DistributedSampler):

@@ -105,3 +105,16 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     assert seconds < 120  # no hang: torchrun stops rank 0, the gloo timeout (30 s) bounds it anyway
     last = torch.load(tmp_path / "f" / "last.pt", weights_only=True)
     assert last["epoch"] == 1  # epoch 1 was checkpointed; a rerun resumes from it
+
+
+def test_drct2_with_parameters_left_without_gradient_trains_under_ddp():
+    script = Path(__file__).with_name("ddp_models.py")
+    cfg = '{"num_classes": 4, "feature_dim": 32, "hidden": 16, "fc": [16, 8], "m_key": 4}'
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(script), "drct2", "[20, 2, 32]", "4", cfg], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = sorted(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
+    assert len(lines) == 2 and "world 2" in lines[0]
+    assert lines[0].split("loss")[1] == lines[1].split("loss")[1]  # both ranks, same losses
