@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import pickle
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from brainlib._atomic import atomic_path
 from brainlib.data import pixels as _pixels
+from brainlib.data.index_store import load_index, save_index
 from brainlib.data.synth.marks import PHANTOM_MANUFACTURER, is_phantom_manufacturer, read_synthetic_json
 
 #: Default windows for CT datasets: brain, subdural and soft tissue (the usual RSNA stack).
@@ -337,7 +336,8 @@ def scan_cached(folder: str | Path, pattern: str = "**/*.dcm", workers: int = 0,
 
     Header scanning a real dataset (RSNA: 750k files) takes minutes, so the index is kept in
     ``cache_dir("index")`` keyed by the folder, the pattern and every file's name, size and
-    mtime: any change on disk rescans. Written atomically.
+    mtime: any change on disk rescans. Written atomically, without pickle
+    (:mod:`brainlib.data.index_store`: a shared cache folder must not be able to run code).
     """
     import brainlib.io as bio
 
@@ -353,16 +353,14 @@ def scan_cached(folder: str | Path, pattern: str = "**/*.dcm", workers: int = 0,
         except OSError:
             continue
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    target = cache_dir("index") / f"{h.hexdigest()[:32]}.pkl"
+    target = cache_dir("index") / f"{h.hexdigest()[:32]}.npz"
     if target.is_file():
         try:
-            with open(target, "rb") as fh:
-                return pickle.load(fh)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            return load_index(target)
+        except ValueError:
             pass  # unreadable cache entry: rescan and overwrite
     result = bio.scan_folder(folder, pattern=pattern, workers=workers)
-    with atomic_path(target, fsync=False) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)  # streamed: the index is large
+    save_index(target, *result)
     return result
 
 
