@@ -1,7 +1,8 @@
 """Schema of the claims registry (`brainlib/claims/<paper>.yaml`) and its loader.
 
-A claims file is plain YAML read with ``yaml.safe_load`` and validated here in plain Python,
-so a typo in a file fails loudly with the file, the entry and the reason. Layout::
+A claims file is plain YAML read with PyYAML's safe loader (after size, depth and alias
+checks, see ``_parse``) and validated here in plain Python, so a typo in a file fails loudly
+with the file, the entry and the reason. Layout::
 
     paper: he2024                      # key from brainlib.PAPERS
     citation: "..."                    # full reference
