@@ -36,6 +36,8 @@ def test_profiles_keep_their_values():
     # quick: conspicuous phantoms labelled at the working size, a trained shallow encoder
     assert (quick.difficulty, quick.phantom_label_size, quick.encoder, quick.encoder_arch) == (
         0.0, 64, "phantom_pretrained", "small_bn")
+    assert (quick.pretrain_studies, quick.pretrain_augment, settings_for("full").pretrain_augment
+            ) == (144, True, False)
     full = settings_for("full")
     assert (full.difficulty, full.encoder_arch, full.feature_standardize) == (0.5, "vgg16", False)
     # the paper's eq. 3 reads raw z; the readings of eqs. 4-6 are listed as readings
