@@ -148,6 +148,8 @@ def build_controls(e: "WindowExplorer") -> Any:
         c[f"{key}_text"].observe(_on_user(e, key), names="value")
     c["image"].observe(_on_user(e, "click"), names="click")
     column = w.VBox(rows, layout=w.Layout(width=f"{COLUMN_PX + 8}px", grid_gap="2px"))
-    box = w.HBox([c["image"], column], layout=w.Layout(align_items="flex-start", grid_gap="12px"))
+    # side by side on a laptop with the file browser hidden; the controls wrap below when narrower
+    box = w.HBox([c["image"], column], layout=w.Layout(align_items="flex-start", grid_gap="12px",
+                                                        flex_flow="row wrap"))
     box.add_class("brainlib-window-explorer")
     return box
