@@ -53,3 +53,29 @@ def test_cache_plan_sizes_and_checks_free_space(tmp_path):
     assert small.fits and "fits" in small.text()
     huge = est.cache_plan(10**9, 512, 3, 2, tmp_path)
     assert not huge.fits and "does NOT fit" in huge.text()
+
+
+@pytest.mark.slow
+def test_a_full_run_records_its_gpu_hour_estimate_in_the_manifest(tmp_path, monkeypatch):
+    import json
+
+    from brainlib.experiment import Settings, open_experiment, paper
+    from brainlib.report import DataSource
+
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Tiny(Settings):
+        epochs: int = paper(3, "Sec. 1")
+
+    monkeypatch.setattr(est, "_PLANS", {"pandiyaraju2024": lambda: (
+        [est.Training("probe", "resnet50", ((3, 32, 32),), 10, 1)], ["probe plan"])})
+    for key in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    exp = open_experiment("pandiyaraju2024", Tiny(), params={"profile": "full"},
+                          out_dir=tmp_path / "p", device="cpu", seed=0,
+                          source=DataSource("phantom", "busi"))
+    exp.finish()
+    notes = json.loads((tmp_path / "p" / "manifest.json").read_text())["notes"]
+    (note,) = [n for n in notes if n.startswith("GPU-hour estimate")]
+    assert "pandiyaraju2024 full profile: about" in note and "probe plan" in note
