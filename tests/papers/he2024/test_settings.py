@@ -21,7 +21,7 @@ def test_full_profile_is_the_paper():
 
 
 @pytest.mark.parametrize("profile, values", [
-    ("quick", dict(epochs=4, batch_size=16, lr_step=3, image_size=64, backbone_width=0.125,
+    ("quick", dict(epochs=4, batch_size=8, lr_step=3, image_size=64, backbone_width=0.125,
                    batch_norm=True, window_lr=1e-4,
                    max_studies=None, test_fraction=0.25, split_unit="study", val_fraction=0.2,
                    max_steps_per_epoch=None, phantom_studies=96, phantom_size=128,
