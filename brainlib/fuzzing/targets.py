@@ -102,6 +102,20 @@ def _csv_seeds(work: Path) -> dict[str, list[Seed]]:
             "bonescan": [_text("scans.csv", scans)], "boxes": [_text("boxes.csv", boxes)]}
 
 
+def _deeplesion_dataset(images: Path) -> Callable[[Path], Any]:
+    """Build a DeepLesionDataset from a mutated ``DL_info.csv`` beside the seed images and
+    load its first items: malformed rows and unusable PNGs must land in ``skipped``."""
+    from brainlib.data.deeplesion import DeepLesionDataset
+
+    def read(path: Path) -> Any:
+        link = path.parent / "Images_png"
+        if not link.exists():
+            link.symlink_to(images, target_is_directory=True)
+        ds = DeepLesionDataset(path.parent, size=16)
+        return ds, [ds[i] for i in range(min(len(ds), 2))]
+    return read
+
+
 def _claims_seeds() -> list[Seed]:
     from brainlib.claims.schema import CLAIMS_DIR
 
@@ -149,6 +163,9 @@ def targets(work: Path) -> list[Target]:
         Target("cq500_csv", ".csv", csvs["cq500"], lambda p: read_reads_csv(p, []), (DatasetError,), _is_frame),
         Target("deeplesion_csv", ".csv", csvs["deeplesion"],
                lambda p: index_key_slices(p.parent, read_dl_info(p), p)[0], (DatasetError,), _is_frame),
+        Target("deeplesion_dataset", "/DL_info.csv", csvs["deeplesion"],
+               _deeplesion_dataset(work / "deeplesion" / "Images_png"), (DatasetError,),
+               lambda r: all(i["x"].shape == (1, 16, 16) for i in r[1])),
         Target("bonescan_csv", ".csv", csvs["bonescan"], lambda p: read_scan_csv(p, BONESCAN_CLASSES, []),
                (DatasetError,), _is_frame),
         Target("box_csv", ".csv", csvs["boxes"], load_box_csv, (DatasetError,), _is_frame),
