@@ -185,8 +185,10 @@ def _build(name: str, classes: tuple[str, ...], rows: list[tuple], points: tuple
     rng = np.random.default_rng(seed)
     label = np.array([r[5] for r in rows], np.int64)
     keep = np.arange(len(rows))
+    if s.images_per_scan:
+        keep = per_scan_cap([str(r[0]) for r in rows], label, s.images_per_scan, rng)
     if s.images_per_class:
-        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(label == k))[:s.images_per_class]
+        keep = np.sort(np.concatenate([rng.permutation(keep[label[keep] == k])[:s.images_per_class]
                                        for k in range(len(classes))]))
     items, ids, groups = [], [], []
     for i in keep:
@@ -201,6 +203,15 @@ def _build(name: str, classes: tuple[str, ...], rows: list[tuple], points: tuple
         split = patient_split(groups_arr, label[keep], s.split, seed)
     return ImageSet(name, classes, np.stack([t[0] for t in items]), label[keep], ids, groups_arr, split,
                     [t[1] for t in items], [t[2] for t in items])
+
+
+def per_scan_cap(scans: list[str], label: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices keeping at most ``cap`` images of each class from each scan (seeded draw), so a
+    class is not made of the neighbouring slices of a few scans."""
+    scans_arr = np.asarray(scans)
+    keep = [rng.permutation(np.flatnonzero((scans_arr == sc) & (label == k)))[:cap]
+            for sc in np.unique(scans_arr) for k in np.unique(label[scans_arr == sc])]
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
 def patient_split(groups: np.ndarray, label: np.ndarray, fractions: tuple, seed: int) -> np.ndarray:
@@ -228,7 +239,7 @@ class _Source:
     skipped: list
 
 
-_KEY_FIELDS = ("max_images", "images_per_class", "cq500_normal_per_scan", "deeplesion_types", "split",
+_KEY_FIELDS = ("max_images", "images_per_class", "images_per_scan", "cq500_normal_per_scan", "deeplesion_types", "split",
                "preprocessed_size", "stretch_cq500", "stretch_deeplesion", "phantom_studies",
                "phantom_patients", "phantom_size", "difficulty", "phantom_seed")
 

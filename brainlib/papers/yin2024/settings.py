@@ -31,6 +31,9 @@ class Yin2024Settings(Settings):
     images_per_class: Any = ours(None, "the paper 'randomly selects 160 normal and abnormal images' "
                                  "without saying how many per class: None keeps every selected "
                                  "image, a number caps each class (seeded)")
+    images_per_scan: Any = ours(None, "None keeps every selected image; a number keeps at most that "
+                                "many images of each class from one scan (seeded), so a class is not "
+                                "the neighbouring slices of a few scans")
     cq500_rule: str = ours("mask area", "CQ500 reads are per scan; an image's class is the class "
                            "whose lesion covers most pixels of the slice (phantom sidecar masks; "
                            "a box CSV on real data); normal = a slice with no lesion pixel of any "

@@ -7,7 +7,7 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, precision_recall_
 
 from brainlib.papers.yin2024 import claims, tables
 from brainlib.papers.yin2024.data import (DetectionView, ImageSet, body_square, crop_resize,
-                                          patient_split, stretch)
+                                          patient_split, per_scan_cap, stretch)
 from brainlib.papers.yin2024.settings import Yin2024Settings
 from brainlib.papers.yin2024.train import decide
 
@@ -69,6 +69,17 @@ def test_patient_split_keeps_patients_whole():
     for g in np.unique(groups):
         assert len(set(split[groups == g])) == 1
     assert set(split) == {"train", "val", "test"}
+
+
+def test_per_scan_cap_keeps_at_most_cap_images_of_a_class_per_scan():
+    scans = ["a"] * 10 + ["b"] * 3 + ["c"] * 4
+    label = np.array([3] * 8 + [1] * 2 + [3] * 3 + [0] * 4)
+    keep = per_scan_cap(scans, label, 2, np.random.default_rng(0))
+    kept = pd.DataFrame({"scan": np.asarray(scans)[keep], "label": label[keep]})
+    assert kept.groupby(["scan", "label"]).size().to_dict() == {("a", 1): 2, ("a", 3): 2, ("b", 3): 2, ("c", 0): 2}
+    assert len(set(keep)) == len(keep) and (np.diff(keep) > 0).all()
+    again = per_scan_cap(scans, label, 2, np.random.default_rng(0))
+    assert again.tolist() == keep.tolist()  # seeded
 
 
 def test_detection_view_targets_follow_crop_and_flip():
