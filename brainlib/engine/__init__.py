@@ -24,6 +24,14 @@ Conventions
   checkpoint is already at the final epoch returns at once without training. A checkpoint
   written for another configuration (model parameters, optimiser, schedule, data size,
   ``checkpoint_meta``) is refused with :class:`CheckpointMismatchError`, never half-loaded.
+  Checkpoints load with ``torch.load(weights_only=True)``.
+* Several processes: under ``torchrun`` (or ``brainlib run --nproc N``) :func:`fit` trains with
+  DistributedDataParallel, the batch size being the global one (:mod:`.distributed`,
+  :mod:`.launch`, docs/scale.md).
+
+Modules: ``loaders`` (seeding, samplers), ``batches``, ``optim``, ``checkpoint``,
+``evaluation`` (evaluate / predict), ``training`` (fit), ``distributed`` and ``syncbn`` (DDP),
+``launch`` (``--nproc``), ``kfold``.
 """
 from __future__ import annotations
 
