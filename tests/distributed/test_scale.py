@@ -2,7 +2,7 @@
 
 Stated bounds (one core of this shared 2-core machine, CPU seconds since wall time depends on
 the load): the RSNA stage-2 CSV at its real size (4,516,842 rows, 752,803 images) parses and
-indexes in < 120 CPU s (measured 40 s) with a peak resident memory < 4 GB (measured 2.6 GB);
+indexes in < 120 CPU s (measured 30-40 s) with a peak resident memory < 4 GB (measured 2.6 GB);
 20,000 DICOM headers index at > 100 files per CPU second (measured ~300-340).
 """
 from __future__ import annotations
