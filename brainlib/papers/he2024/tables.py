@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 from brainlib.claims import load_claims
 from brainlib.data.classes import RSNA_CLASSES, RSNA_SHORT
@@ -41,6 +41,17 @@ AucMetric = Callable[[np.ndarray, np.ndarray], float]
 
 
 # --------------------------------------------------------------------------- AUC with CI
+def rank_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC of 0/1 labels as the Mann-Whitney statistic (ties at average rank): the value
+    of sklearn's `roc_auc_score`, several times faster on the thousands of bootstrap
+    resamples a run computes (measured on phantoms: Tables 3-4 took ~50 CPU s with sklearn)."""
+    pos = y == 1
+    n_pos = int(pos.sum())
+    n_neg = len(y) - n_pos
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def auc_metric(classes: Sequence[str]) -> AucMetric:
     """metric(y_true, y_score) -> mean AUC over `classes` (one class: its AUC); NaN when any
     of them is undefined on a resample, so every replicate averages the same classes."""
@@ -53,7 +64,7 @@ def auc_metric(classes: Sequence[str]) -> AucMetric:
             keep = ~np.isnan(y)
             if not defined_classes(y[keep, None])[0]:
                 return float("nan")
-            values.append(float(roc_auc_score(y[keep], sc[keep])))
+            values.append(rank_auc(y[keep], sc[keep]))
         return float(np.mean(values))
 
     return metric

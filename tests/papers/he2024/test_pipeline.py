@@ -119,3 +119,17 @@ def test_paired_tests_and_setting_claims(exp, results):
     assert frame.at["table2/brain/b", "value"] == pytest.approx(-5.5373344, abs=1e-6)
     with pytest.raises(ValueError, match="twice"):
         he_claims.record_setting_claims(exp)
+
+
+def test_rank_auc_equals_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from brainlib.papers.he2024.tables import rank_auc
+
+    rng = np.random.default_rng(3)
+    for n, decimals in ((5, 1), (40, 1), (300, 2), (700, 6)):
+        y = (rng.random(n) < 0.3).astype(float)
+        y[:2] = (0.0, 1.0)
+        score = np.round(rng.random(n), decimals)  # coarse scores: many ties
+        assert rank_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert rank_auc(np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.1, 0.9, 0.9, 0.1])) == 0.5
