@@ -250,8 +250,9 @@ def _train_variant(v: Variant, data: ScanData, s: WangDrct2Settings, train_loade
     if hasattr(model, "set_feature_stats"):
         model.set_feature_stats(*_input_stats(train_loader, input_fn))
     curve = v.name == "drct2"
+    lr = s.lr_slice_max if v.loss == "scan_max" else s.lr_primary
     return fit(model, train_loader, test_loader if curve else None, losses=losses,
-               epochs=int(s.epochs), lr=s.lr_primary, param_groups=groups, monitor="epoch",
+               epochs=int(s.epochs), lr=lr, param_groups=groups, monitor="epoch",
                mode="max", metric_fn=_metric_fn if curve else None, device=dev, seed=run_seed,
                progress=False, input_fn=input_fn, checkpoint_dir=checkpoint_dir,
                resume=checkpoint_dir is not None)

@@ -53,6 +53,9 @@ class WangDrct2Settings(Settings):
     lr_primary: float = paper(5e-4, f"{_TRAIN}: 0.0005 for the primary network")
     lr_aps: float = paper(3e-4, f"{_TRAIN}: 0.0003 for the APS network")
     lr_fusion: float = paper(5e-4, f"{_TRAIN}: 0.0005 for the fusion network")
+    lr_slice_max: float = ours(5e-3, "the max-over-slices sanity baseline (not in the paper): "
+                                     "an MLP on frozen features; 5e-4 left it near chance "
+                                     "after quick's 20 epochs (toy and phantom runs)")
     # networks
     image_size: int = paper(224, "Sec. V.B: slices of 224 x 224")
     zoom_size: int = paper(512, "Sec. V.B, eq. 8: key slices zoomed to 512 x 512")

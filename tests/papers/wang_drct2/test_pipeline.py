@@ -71,7 +71,7 @@ def test_max_over_slices_baseline_finds_the_toy_lesions_from_scan_labels():
     from brainlib.papers.wang_drct2.crossval import SLICE_MAX
 
     data = _toy_scandata(n_scans=24)
-    s = wang.settings_for("smoke", epochs=40, fc=(16, 16), dropout=0.0, lr_primary=5e-3)
+    s = wang.settings_for("smoke", epochs=40, fc=(16, 16), dropout=0.0)
     cv = wang.cross_validate(data, s, seed=0, device="cpu", variants=[SLICE_MAX])
     assert macro_auc(data.labels, cv.scores["slice_max"]) > 0.8
     shuffled = data.labels[np.random.default_rng(0).permutation(len(data.labels))]
