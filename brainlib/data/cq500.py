@@ -96,10 +96,18 @@ def find_patient_dirs(root: Path) -> tuple[dict[int, Path], list[Path]]:
     """``{N: folder}`` for every ``CQ500CT<N> CQ500CT<N>`` below ``root`` (batch folders allowed).
 
     Does not descend into patient folders. Returns duplicates (same N twice) separately.
+    Batch folders that are symbolic links (a user spreading the set over disks) are followed,
+    each real folder once, so a link loop cannot recurse forever.
     """
     found: dict[int, Path] = {}
     duplicates: list[Path] = []
-    for dirpath, dirnames, _ in os.walk(root):
+    seen: set[str] = set()
+    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames.sort()
         keep = []
         for d in dirnames:

@@ -128,3 +128,19 @@ def test_busi_duplicate_case_is_listed_not_overwritten(tmp_path):
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "benign" / name)
     frame, skipped = index_busi(tmp_path)
     assert len(frame) == 1 and [s.error for s in skipped] == ["DuplicateCaseError"]
+
+
+def test_cq500_batch_and_patient_folders_may_be_links(tmp_path):
+    from brainlib.data.cq500 import find_patient_dirs
+
+    other = tmp_path / "disk2"
+    (other / "batch2" / "CQ500CT7 CQ500CT7").mkdir(parents=True)
+    (other / "CQ500CT9 CQ500CT9").mkdir(parents=True)
+    root = tmp_path / "cq500"
+    (root / "batch1" / "CQ500CT1 CQ500CT1").mkdir(parents=True)
+    (root / "batch2").symlink_to(other / "batch2", target_is_directory=True)
+    (root / "batch1" / "CQ500CT9 CQ500CT9").symlink_to(other / "CQ500CT9 CQ500CT9", target_is_directory=True)
+    (root / "batch1" / "loop").symlink_to(root, target_is_directory=True)  # a loop ends, once
+    found, duplicates = find_patient_dirs(root)
+    assert sorted(found) == [1, 7, 9] and duplicates == []
+    assert found[7] == root / "batch2" / "CQ500CT7 CQ500CT7"  # reported under the user's root
