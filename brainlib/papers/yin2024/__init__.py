@@ -27,7 +27,9 @@ from brainlib.papers.yin2024.settings import CAPTIONS, PAPER, Yin2024Settings
 from brainlib.report import data_source
 
 #: Positive-control floor, set before measuring quick: the proposed model must reach 0.5
-#: accuracy (chance 0.25 with four classes) and beat the majority class by 0.15.
+#: accuracy (chance 0.25 with four classes) and beat the majority class by 0.15. Not lowered to
+#: fit a measurement: quick (96 px, seed 0) measured 0.351 - the Mask R-CNNs do not fit their
+#: own training split in 48 steps from random initialisation (issue 11 report), so quick fails it.
 FLOORS = {"accuracy": 0.5, "margin": 0.15}
 #: Tables 2-4: (table, prefix of the registry name) in the paper's row order.
 CLASSIFIER_TABLES = {"table2": "", "table3": "d", "table4": ("cbam_d", "tccbam_d")}
