@@ -268,8 +268,11 @@ def resolve_encoder(s: WangDrct2Settings, weights: str | None = None) -> str:
     the shallow encoder pretrained on 48 studies without augmentation overfitted its
     pretraining subjects (its own slice head: 'any' AUC 0.71 on the evaluation slices, but
     max over each scan's slices 0.39-0.50 for 'any' at scan level, below a one-feature
-    blood-fraction score at 0.92); on 144 studies with flips and shifts the same head reached
-    slice 'any' AUC 0.97 and scan-level max-over-slices macro AUC 0.88 after 5 epochs.
+    blood-fraction score at 0.92); on 144 studies with flips and shifts (a stand-alone run of
+    the same training, AdamW with weight decay 0.01) the head reached slice 'any' AUC 0.97
+    and scan-level max-over-slices macro AUC 0.88 after 5 epochs. With this encoder the
+    pipeline's DrCT2 reached scan-level macro AUC 0.79-0.83 (seeds 0-2), short of the
+    issue-10 floor of 0.85.
 
     Raises:
         FileNotFoundError: ``"imagenet"`` without a weights file.
