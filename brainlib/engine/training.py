@@ -201,10 +201,12 @@ def fit(
         if sched is not None:
             sched.step()
         if val_loader is not None:
-            preds, val_losses = _run_eval(
-                model, val_loader, dev, losses=losses, activation=activation,
-                output_key=output_key, input_fn=input_fn, amp=amp_mode,
-                channels_last=channels_last, keep_extras=False)
+            preds, val_losses = None, {}
+            if not info.active or len(val_loader.sampler):  # a rank's shard can be empty
+                preds, val_losses = _run_eval(
+                    model, val_loader, dev, losses=losses, activation=activation,
+                    output_key=output_key, input_fn=input_fn, amp=amp_mode,
+                    channels_last=channels_last, keep_extras=False)
             preds, val_losses = _gather_validation(preds, val_losses, info)
             row.update({f"val_{k}": v for k, v in val_losses.items()})
             if metric_fn is not None and info.is_main:
@@ -281,24 +283,34 @@ def _mean_over_ranks(values: dict[str, float], info: distributed.DistInfo) -> di
     return {k: sum(p[k] for p in parts) / len(parts) for k in values}
 
 
-def _gather_validation(preds: Predictions, losses: dict[str, float], info: distributed.DistInfo
-                       ) -> tuple[Predictions, dict[str, float]]:
-    """All ranks' validation shards, back in dataset order (rank 0 gets them; see fit)."""
+def _gather_validation(preds: Predictions | None, losses: dict[str, float],
+                       info: distributed.DistInfo) -> tuple[Predictions, dict[str, float]]:
+    """All ranks' validation shards, back in dataset order (``None``: this rank had no case;
+    fewer validation cases than ranks leave the last ranks empty)."""
     if not info.active:
+        assert preds is not None
         return preds, losses
     parts = distributed.gather((preds, losses), info)
-    n = sum(len(p) for p, _ in parts)
+    template = next((p for p, _ in parts if p is not None), None)
+    if template is None:
+        raise ValueError("the validation loader yielded no batch on any rank")
+
+    def rows(p: Predictions | None, field: str) -> np.ndarray:
+        value = getattr(p if p is not None else template, field)
+        return value if p is not None else value[:0]
+
     shards = [p for p, _ in parts]
+    n = sum(len(p) for p in shards if p is not None)
     ids = np.empty(n, dtype=object)
     for r, p in enumerate(shards):
-        ids[r::info.world_size] = p.ids
+        ids[r::info.world_size] = p.ids if p is not None else []
     merged = Predictions(
         ids=[str(i) for i in ids],
-        y_true=None if shards[0].y_true is None
-        else distributed.interleave([p.y_true for p in shards], n),
-        y_score=distributed.interleave([p.y_score for p in shards], n))
+        y_true=None if template.y_true is None
+        else distributed.interleave([rows(p, "y_true") for p in shards], n),
+        y_score=distributed.interleave([rows(p, "y_score") for p in shards], n))
     means = distributed.merge_sums([({k: v * len(p) for k, v in l.items()}, len(p))
-                                    for p, l in parts])
+                                    for p, l in parts if p is not None])
     return merged, means
 
 

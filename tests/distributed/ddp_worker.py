@@ -52,9 +52,9 @@ def bce(out, batch):
     return F.binary_cross_entropy_with_logits(out, batch["y"])
 
 
-def train(ckpt: Path | None, epochs: int, losses=None):
+def train(ckpt: Path | None, epochs: int, losses=None, n_val: int = N_VAL):
     train_loader = make_loader(Blobs(N_TRAIN, 1), GLOBAL_BATCH, shuffle=True, seed=3)
-    val_loader = make_loader(Blobs(N_VAL, 2), 4)
+    val_loader = make_loader(Blobs(n_val, 2), 4)
     return fit(build_model(), train_loader, val_loader, losses=losses or [("bce", bce, 1.0)],
                epochs=epochs, lr=1e-2, monitor="acc", metric_fn=accuracy, checkpoint_dir=ckpt,
                device="cpu", seed=0, progress=False)
@@ -79,6 +79,7 @@ def main(mode: str, out: Path) -> None:
     if mode == "straight":
         _save(out, "a", train(ckpt("a"), 3))
         _save(out, "b2", train(ckpt("b"), 2))
+        _save(out, "c", train(None, 1, n_val=1))  # rank 1's validation shard is empty
     elif mode == "resume":
         _save(out, "b3", train(ckpt("b"), 3))
     elif mode == "fail":

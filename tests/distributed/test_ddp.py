@@ -67,6 +67,14 @@ def test_ddp_training_matches_one_process_with_the_same_global_batch(runs):
             assert hist[key] == pytest.approx(list(ref.history[key]), rel=1e-4)
 
 
+def test_fewer_validation_cases_than_ranks(runs):
+    ref = _worker_module().train(None, 1, n_val=1)
+    for rank in (0, 1):
+        got = _load(runs, "c", rank)
+        assert got["history"]["n_val"] == [1.0]
+        assert got["history"]["val_loss"] == pytest.approx(list(ref.history["val_loss"]), rel=1e-4)
+
+
 def test_the_ranks_end_with_identical_weights(runs):
     a0, a1 = _load(runs, "a", 0), _load(runs, "a", 1)
     for key in a0["state"]:
