@@ -81,8 +81,9 @@ class He2024Settings(Settings):
                                   "cores). Quick uses 1: on the shared 2-core machine (load "
                                   "7-10) one quick training of the full model took 250-260 s "
                                   "on 1 thread against 1360 s on 2 (oversubscribed OpenMP "
-                                  "threads wait on each other); quiet, 2 threads are ~1.5x "
-                                  "faster (DESIGN: 32 s vs 49 s)")
+                                  "threads wait on each other); quiet, 2 threads are ~1.3x "
+                                  "faster (batch 8, load ~2: 43 s wall vs 55 CPU s) and "
+                                  "change the numbers")
     channels_last: bool = runtime(True, "memory format in training (about 1.8x faster on CPU "
                                   "here, same maths)")
     box_csv: str | None = runtime(None, "real data only: CSV of ground-truth boxes (image_id, "
