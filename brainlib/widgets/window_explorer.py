@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import html as _html
 import numpy as np
 
 from brainlib.io import WINDOWS, Window, as_window
@@ -199,7 +200,7 @@ class WindowExplorer(Viewer):
         parts = self.readout().split(" | ")
         html = "<br>".join(f"<code>{p}</code>" for p in [parts[0], " | ".join(parts[1:3]), parts[3]])
         if self.skipped:
-            html += f"<br><small>not shown: {describe_skipped(self.skipped)}</small>"
+            html += f"<br><small>not shown: {_html.escape(describe_skipped(self.skipped))}</small>"
         return html
 
     # -- rendering ----------------------------------------------------------------------
