@@ -11,12 +11,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from brainlib.widgets.clickimage import ClickImage
-from brainlib.widgets.window_explorer import preset_label
+from brainlib.io import Window
 
 if TYPE_CHECKING:
     from brainlib.widgets.window_explorer import WindowExplorer
 
-__all__ = ["build_controls", "sync_controls", "RANGES"]
+__all__ = ["build_controls", "sync_controls", "RANGES", "preset_label"]
+
+
+def _short(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
+def preset_label(name: str, win: Window) -> str:
+    """Button text of a window: 'soft tissue 40/380' (level/width, no underscores; learned
+    windows to 0.1 HU, their tooltip has every digit)."""
+    return f"{name.replace('_', ' ')} {_short(win.level)}/{_short(win.width)}"
 
 #: slider ranges (min, max) in HU: normal, and extended (bone windows, metal).
 RANGES = {"level": ((-1000, 1000), (-1000, 3000)), "width": ((1, 2000), (1, 4000))}

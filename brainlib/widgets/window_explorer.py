@@ -21,21 +21,12 @@ from brainlib.widgets.base import Viewer
 from brainlib.widgets.render import (HIST_RANGE, HIST_TICKS, draw_box, histogram_rgb, mark_mask, outline,
                                      to_uint8_gray, upscale, upscale_factor)
 from brainlib.widgets.sources import describe_skipped, load_volume
+from brainlib.widgets.window_controls import preset_label  # noqa: F401 (re-exported)
 
 __all__ = ["WindowExplorer", "preset_label"]
 
 OVERLAY_COLOUR = (0, 230, 255)  # cyan: far from every grey, so an outline is always seen
 POINT_COLOUR = (255, 200, 0)
-
-
-def _short(v: float) -> str:
-    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-
-
-def preset_label(name: str, win: Window) -> str:
-    """Button text of a window: 'soft tissue 40/380' (level/width, no underscores; learned
-    windows to 0.1 HU, their tooltip has every digit)."""
-    return f"{name.replace('_', ' ')} {_short(win.level)}/{_short(win.width)}"
 
 
 class WindowExplorer(Viewer):
