@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         from brainlib.experiment.estimate import full_run_text
 
         print(full_run_text([k for k in common["only"] or PAPERS if k in PAPERS]), flush=True)
-    status = dispatch_run(args, run_notebooks, **common)  # --nproc N, or a rank of torchrun
+    status = dispatch_run(args, run_notebooks, main, **common)  # --nproc N, or a rank of torchrun
     if status is not None:
         return status
     return run_notebooks(out_dir=Path(args.out), force=args.force, **common)

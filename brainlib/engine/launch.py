@@ -37,17 +37,21 @@ def torchrun_command(nproc: int, brainlib_args: Sequence[str]) -> list[str]:
             f"--nproc-per-node={nproc}", "-m", "brainlib", *brainlib_args]
 
 
-def _rank_entry(brainlib_args: list[str]) -> int:
-    from brainlib.cli import main
+#: The ``brainlib`` command's entry point (:func:`brainlib.cli.main`), handed in by the caller so
+#: this module never imports the CLI that imports it.
+Entry = Callable[[list[str]], int]
 
-    status = main(brainlib_args)
+
+def _rank_entry(entry: Entry, brainlib_args: list[str]) -> int:
+    status = entry(brainlib_args)
     if status:
         raise SystemExit(status)  # the launcher reports the rank as failed
     return 0
 
 
-def launch(nproc: int, brainlib_args: Sequence[str]) -> int:
-    """Run ``brainlib <brainlib_args>`` on ``nproc`` ranks; 0 if every rank succeeded."""
+def launch(nproc: int, brainlib_args: Sequence[str], entry: Entry) -> int:
+    """Run ``entry(brainlib_args)`` (the ``brainlib`` command) on ``nproc`` ranks; 0 if every
+    rank succeeded."""
     if nproc < 1:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -60,7 +64,7 @@ def launch(nproc: int, brainlib_args: Sequence[str]) -> int:
                           rdzv_endpoint="localhost:0", max_restarts=0, start_method="fork",
                           monitor_interval=0.5)
     try:
-        elastic_launch(config, _rank_entry)(list(brainlib_args))
+        elastic_launch(config, _rank_entry)(entry, list(brainlib_args))
     except ChildFailedError as exc:
         print(f"brainlib: a rank failed, the job was stopped:\n{exc}", file=sys.stderr, flush=True)
         return 1
@@ -103,11 +107,12 @@ def run_argv(args) -> list[str]:
     return argv
 
 
-def dispatch_run(args, run: Callable[..., int], **kwargs) -> int | None:
+def dispatch_run(args, run: Callable[..., int], entry: Entry, **kwargs) -> int | None:
     """What ``brainlib run`` does about processes: launch torchrun (``--nproc`` > 1 outside a
-    job), run as a rank (inside one), or None (one process: the caller runs as usual)."""
+    job; each rank calls ``entry``, the CLI's ``main``), run as a rank (inside one), or None
+    (one process: the caller runs as usual)."""
     if env_info().active:
         return run_as_rank(run, Path(args.out), **kwargs)
     if getattr(args, "nproc", 1) > 1:
-        return launch(args.nproc, run_argv(args))
+        return launch(args.nproc, run_argv(args), entry)
     return None

@@ -1,6 +1,7 @@
 """``brainlib run --nproc 2``: a notebook's engine.fit call trains on 2 gloo ranks end to end."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 import torch
 
 from brainlib.cli import build_parser
-from brainlib.engine.launch import run_argv, torchrun_command
+from brainlib.engine import launch as launch_module
+from brainlib.engine.launch import _rank_entry, dispatch_run, run_argv, torchrun_command
 
 PROBE = '''
 import json, os
@@ -62,6 +64,34 @@ def test_run_argv_round_trips_without_nproc():
     assert again.data_root == "/data" and again.seed == 3 and again.out == "o"
     assert torchrun_command(4, ["run"])[1:5] == ["-m", "torch.distributed.run", "--standalone",
                                                  "--nproc-per-node=4"]
+
+
+def test_launch_does_not_import_the_cli_that_imports_it():
+    tree = ast.parse(Path(launch_module.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not {m for m in imported if m and m.startswith("brainlib.cli")}, imported
+
+
+def test_dispatch_run_hands_the_cli_entry_to_the_launcher(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(launch_module, "launch",
+                        lambda nproc, argv, entry: seen.update(nproc=nproc, argv=argv, entry=entry) or 0)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    args = build_parser().parse_args(["run", "--nproc", "3", "--out", "o"])
+    sentinel = lambda argv: 0  # noqa: E731
+    assert dispatch_run(args, lambda **kw: 1, sentinel) == 0
+    assert seen == {"nproc": 3, "argv": run_argv(args), "entry": sentinel}
+    args = build_parser().parse_args(["run", "--out", "o"])
+    assert dispatch_run(args, lambda **kw: 1, sentinel) is None  # one process: the caller runs
+
+
+def test_rank_entry_fails_the_rank_on_a_nonzero_status():
+    assert _rank_entry(lambda argv: 0, ["run"]) == 0
+    with pytest.raises(SystemExit) as stop:
+        _rank_entry(lambda argv: 7, ["run"])
+    assert stop.value.code == 7
 
 
 @pytest.mark.slow
