@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from brainlib.data import pixels as _pixels
+from brainlib.data.errors import DataFileError, DatasetError, MixedDataError  # noqa: F401 (re-exported)
 from brainlib.data.index_store import load_index, save_index
 from brainlib.data.synth.marks import PHANTOM_MANUFACTURER, is_phantom_manufacturer, read_synthetic_json
 
@@ -48,24 +49,6 @@ def sample_studies(n: int, max_studies: int, seed: int) -> np.ndarray:
     loaders' ``max_studies`` + ``seed`` keywords (same seed, same studies, in input order)."""
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[:max_studies])
-
-
-class DatasetError(ValueError):
-    """A dataset's index files (CSV, folder layout) are malformed; the message names the file."""
-
-
-class DataFileError(DatasetError):
-    """One data file that cannot be used: ``path`` and ``reason``; the message starts with the path."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
-
-
-class MixedDataError(DatasetError):
-    """A dataset mixes brainlib phantom files with unmarked (real) ones: it can be reported
-    neither as a phantom run nor as real data. The message names the root, both counts and
-    an example file of each."""
 
 
 def phantom_paths(index: pd.DataFrame) -> frozenset[str]:

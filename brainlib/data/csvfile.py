@@ -4,7 +4,7 @@ pandas allocates per column and per field before it can complain, so a damaged o
 CSV (a header of millions of columns, one line of a gigabyte) is refused here first, from a
 streaming scan of the raw bytes, with a :class:`CsvLimitError` naming the file and the limit.
 Every other failure to parse (bad encoding, ragged rows, empty file) is a
-:class:`CsvFileError`: both are :class:`~brainlib.data.base.DataFileError` (a ValueError), so
+:class:`CsvFileError`: both are :class:`~brainlib.data.errors.DataFileError` (a ValueError), so
 the loaders' callers catch one typed family. Limits are named constants with their reasons.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainlib.data.base import DataFileError
+from brainlib.data.errors import DataFileError
 
 __all__ = ["MAX_CSV_BYTES", "MAX_CSV_LINE_BYTES", "MAX_CSV_COLUMNS", "CsvFileError",
            "CsvLimitError", "check_csv", "csv_header", "read_csv_bounded"]

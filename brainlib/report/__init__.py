@@ -1,7 +1,10 @@
 """Provenance and the reviewer report (issue 3 section 6, issue 9 section 3).
 
 * :mod:`~brainlib.report.manifest`: a notebook's :class:`Run` (tables, figures, predictions,
-  skipped inputs, claims, ``manifest.json`` with hashes), :class:`DataSource`, table writers.
+  skipped inputs, claims, ``manifest.json`` with hashes).
+* :mod:`~brainlib.report.provenance`: :class:`DataSource`, git state, package versions, hashes.
+* :mod:`~brainlib.report.tables`: table text: CSV (formula-starting text cells neutralised),
+  Markdown and LaTeX.
 * :mod:`~brainlib.report.model` / :mod:`~brainlib.report.collect`: what the report shows, as
   plain data, and an outputs folder read into it.
 * :mod:`~brainlib.report.markdown` / :mod:`~brainlib.report.html`: REPORT.md, and REPORT.html

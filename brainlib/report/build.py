@@ -9,8 +9,8 @@ from brainlib._atomic import atomic_write
 from brainlib.paths import repo_root
 from brainlib.report.collect import collect
 from brainlib.report.html import render_html
-from brainlib.report.manifest import _now, git_state
 from brainlib.report.markdown import render_markdown
+from brainlib.report.provenance import _now, git_state
 
 
 def write_report(out_dir: str | os.PathLike[str], notebooks_dir: str | os.PathLike[str] | None = None) -> Path:

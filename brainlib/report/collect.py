@@ -20,10 +20,11 @@ import pandas as pd
 
 from brainlib import PAPERS, claims
 from brainlib._atomic import pid_alive
-from brainlib.report.manifest import format_cell
+from brainlib.data.csvfile import CsvFileError, read_csv_bounded
 from brainlib.report.model import (CLAIM_STATUSES, PAPER_DATA, PAPER_TITLES, SETTING_STATUSES, AuditView,
                                    ClaimCounts, Grid, InstrumentView, Link, PaperSection, ReportData,
                                    SettingsView)
+from brainlib.report.tables import format_cell, restore_frame
 
 OWN_TABLES: tuple[str, ...] = ("claims", "audit", "audit_checks", "settings", "instrument_checks")
 CLAIM_VIEW: tuple[str, ...] = ("status", "claim_id", "kind", "source", "row", "metric", "paper_value",
@@ -61,12 +62,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_csv(path: Path) -> pd.DataFrame | None:
+    """A run's CSV as written (:func:`brainlib.report.tables.restore_frame` undoes the formula
+    guard), None if absent, empty if the file is. Read bounded: a damaged or planted file
+    beyond :mod:`brainlib.data.csvfile`'s limits, or one pandas cannot parse, raises its
+    ``CsvFileError`` naming the file."""
     if not path.exists():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=True)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+        frame = read_csv_bounded(path, keep_default_na=True)
+    except CsvFileError as err:
+        if isinstance(err.__cause__, pd.errors.EmptyDataError):
+            return pd.DataFrame()
+        raise
+    return restore_frame(frame)
 
 
 def fmt_seconds(seconds: Any) -> str:

@@ -13,207 +13,35 @@ Layout of ``<out>/<paper>/`` (paper numbering in the names, e.g. ``table3``, ``f
     skipped.csv   manifest.json   status.json (runner)   <notebook>.ipynb|.html (runner)
 
 Captions always state the data a table was computed on: results on the embedded phantoms are
-a run of the method on synthetic data, never the paper's dataset.
+a run of the method on synthetic data, never the paper's dataset. The data source and the other
+provenance live in :mod:`brainlib.report.provenance`, the table text (CSV with formula-starting
+text neutralised, Markdown, LaTeX) in :mod:`brainlib.report.tables`; both are re-exported here.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import hashlib
-import importlib.metadata
 import json
-import math
 import os
-import platform
 import re
-import subprocess
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from brainlib import __version__, claims
+from brainlib import claims
 from brainlib._atomic import atomic_write, sweep_temp
-from brainlib.paths import repo_root
+from brainlib.report.provenance import (LAYOUT_NAMES, PACKAGES, DataSource, _jsonable, _now,
+                                        _resolve_device, artifact_hashes, as_data_source,
+                                        data_source, git_state, loaded_weights_files,
+                                        package_versions, sha256_file)
+from brainlib.report.tables import format_cell, table_frame, to_csv_text, to_latex, to_markdown
 
-LAYOUT_NAMES: dict[str, str] = {
-    "rsna": "RSNA", "cq500": "CQ500", "busi": "BUSI", "deeplesion": "DeepLesion",
-    "scintigraphy": "bone scintigraphy folder-per-class",
-}
-PACKAGES: tuple[str, ...] = ("torch", "torchvision", "numpy", "scipy", "pandas", "pydicom",
-                             "scikit-learn", "brainlib")
-# Files in a paper folder that the runner, not the Run, owns (hashed by the runner).
-_RUNNER_FILES = ("manifest.json", "status.json")
+__all__ = ["LAYOUT_NAMES", "PACKAGES", "DataSource", "Run", "artifact_hashes", "as_data_source",
+           "clear_artifacts", "data_source", "format_cell", "git_state", "loaded_weights_files",
+           "package_versions", "sha256_file", "start_run", "to_latex", "to_markdown",
+           "validate_predictions"]
+
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*")
-
-
-# --------------------------------------------------------------------------- data source
-@dataclass(frozen=True)
-class DataSource:
-    """Where a run's data came from: the embedded phantoms or a real dataset root."""
-
-    kind: str  # "phantom" or "real"
-    layout: str | None = None  # "rsna", "cq500", "busi", ...
-    root: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("phantom", "real"):
-            raise ValueError(f"data source kind must be 'phantom' or 'real', got {self.kind!r}")
-        if self.kind == "real" and not self.root:
-            raise ValueError("a real data source needs its root folder")
-
-    @property
-    def is_phantom(self) -> bool:
-        return self.kind == "phantom"
-
-    @property
-    def label(self) -> str:
-        """One phrase for captions, e.g. "synthetic phantoms (RSNA layout) — not the paper's dataset"."""
-        parts = [LAYOUT_NAMES.get(p, p) for p in (self.layout or "").split("+") if p]
-        layout = " and ".join(parts)
-        if self.is_phantom:
-            where = f" ({layout} layout{'s' if len(parts) > 1 else ''})" if layout else ""
-            return f"synthetic phantoms{where} — not the paper's dataset"
-        what = f"{layout} " if layout else ""
-        return f"real {what}data at {self.root}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "layout": self.layout, "root": self.root,
-                "details": _jsonable(dict(self.details)), "label": self.label}
-
-
-def data_source(data_root: str | os.PathLike[str] | None, layout: str | None = None,
-                **details: Any) -> DataSource:
-    """Phantoms when `data_root` is empty/None (the default), else the real dataset at it."""
-    if data_root in (None, ""):
-        return DataSource("phantom", layout, None, details)
-    return DataSource("real", layout, str(Path(data_root).resolve()), details)
-
-
-def as_data_source(value: DataSource | Mapping[str, Any] | str | os.PathLike[str] | None) -> DataSource:
-    """Accept a DataSource, a dict of its fields, "phantom[:layout]", a real root, or None."""
-    if isinstance(value, DataSource):
-        return value
-    if value is None:
-        return DataSource("phantom")
-    if isinstance(value, Mapping):
-        fields = {k: value[k] for k in ("kind", "layout", "root", "details") if k in value}
-        return DataSource(**fields)
-    text = str(value)
-    if text == "phantom" or text.startswith("phantom:"):
-        return DataSource("phantom", text.partition(":")[2] or None)
-    return data_source(text)
-
-
-# --------------------------------------------------------------------------- formatting
-def _jsonable(value: Any) -> Any:
-    """Parameters and details as plain JSON (Paths, numpy scalars, tuples...)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, bool, int)) or value is None:
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        try:
-            return _jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    return str(value)
-
-
-def format_cell(value: Any) -> str:
-    """One value as table text: integers without ".0", 4 decimals, NaN/None as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if value.is_integer() and abs(value) < 1e12:
-            return str(int(value))
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
-    try:
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
-
-def _table_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep a meaningful index as columns; drop a default 0..n-1 one."""
-    if isinstance(df.index, pd.RangeIndex) and df.index.name is None:
-        return df
-    return df.reset_index()
-
-
-def to_markdown(df: pd.DataFrame, caption: str = "", *, escape_html: bool = False) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency such as tabulate).
-
-    With `escape_html`, ``&``, ``<`` and ``>`` in the caption and cells are written as entities,
-    so text from data or DICOM headers cannot turn into markup where the Markdown is rendered.
-    """
-    frame = _table_frame(df)
-    cols = [str(c) for c in frame.columns]
-
-    def cell(text: str) -> str:
-        if escape_html:
-            text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-    lines = []
-    if caption:
-        lines += [f"*{cell(caption)}*", ""]
-    lines.append("| " + " | ".join(cell(c) for c in cols) + " |")
-    lines.append("|" + "|".join("---" for _ in cols) + "|")
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(format_cell(v)) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                "^": r"\textasciicircum{}"}
-
-
-def _tex(text: str) -> str:
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
-
-
-def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
-    """A booktabs LaTeX table (written by hand: pandas' to_latex needs jinja2)."""
-    frame = _table_frame(df)
-    align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
-    lines = [r"\begin{table}[ht]", r"\centering"]
-    if caption:
-        lines.append(r"\caption{" + _tex(caption) + "}")
-    if label:
-        lines.append(r"\label{" + _tex(label) + "}")
-    lines += [r"\begin{tabular}{" + align + "}", r"\toprule",
-              " & ".join(_tex(str(c)) for c in frame.columns) + r" \\", r"\midrule"]
-    for row in frame.itertuples(index=False):
-        lines.append(" & ".join(_tex(format_cell(v)) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _check_name(name: str) -> str:
@@ -221,40 +49,6 @@ def _check_name(name: str) -> str:
         raise ValueError(f"artefact name {name!r} must be a plain file stem such as 'table3' "
                          "or 'fig6_roc' (no folder, no extension)")
     return name
-
-
-def git_state(root: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the checkout brainlib runs from (None outside git)."""
-    root = root or repo_root()
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
-                                capture_output=True, text=True, timeout=20).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"], check=True, capture_output=True,
-                               text=True, timeout=20).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = __version__ if name == "brainlib" else None
-    return versions
-
-
-def _resolve_device(requested: Any) -> str | None:
-    """Record the device actually used; only asks torch if the notebook imported it."""
-    if requested in (None, "", "auto"):
-        torch = sys.modules.get("torch")
-        if torch is None:
-            return None if requested in (None, "") else "auto"
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(requested)
 
 
 def _skipped_rows(skipped: Iterable[Any]) -> list[dict[str, str]]:
@@ -323,9 +117,9 @@ class Run:
         _check_name(name)
         full = self.caption(caption)
         folder = self.out_dir / "tables"
-        frame = _table_frame(df)
+        frame = table_frame(df)
         paths = {ext: folder / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
-        atomic_write(paths["csv"], frame.to_csv(index=False))
+        atomic_write(paths["csv"], to_csv_text(frame))  # formula-starting text neutralised
         atomic_write(paths["md"], to_markdown(frame, full, escape_html=True))  # cells may hold DICOM text
         atomic_write(paths["tex"], to_latex(frame, full, label=f"tab:{self.paper}:{name}"))
         self.tables[name] = full
@@ -350,7 +144,7 @@ class Run:
         """Per-case scores so anyone can recompute a metric: ``case_id, label_<c>, score_<c>``."""
         _check_name(name)
         validate_predictions(df, name)
-        return atomic_write(self.out_dir / "predictions" / f"{name}.csv", df.to_csv(index=False))
+        return atomic_write(self.out_dir / "predictions" / f"{name}.csv", to_csv_text(df))
 
     def add_skipped(self, skipped: Iterable[Any]) -> Path:
         """Record inputs a loader could not use (brainlib.io.Skipped or dicts) in skipped.csv."""
@@ -359,7 +153,7 @@ class Run:
 
     def _write_skipped(self) -> Path:
         frame = pd.DataFrame(self.skipped, columns=["path", "error", "reason"])
-        return atomic_write(self.out_dir / "skipped.csv", frame.to_csv(index=False))
+        return atomic_write(self.out_dir / "skipped.csv", to_csv_text(frame))
 
     def compare_claims(self, measured: pd.DataFrame) -> pd.DataFrame:
         """Put measured values beside the paper's claims; save ``tables/claims`` and the audit.
@@ -428,29 +222,6 @@ def validate_predictions(df: pd.DataFrame, name: str = "predictions") -> None:
         problems.append(f"no label column for {sorted(scores - labels)}")
     if problems:
         raise ValueError(f"predictions {name!r}: " + "; ".join(problems))
-
-
-def loaded_weights_files() -> list[dict[str, Any]]:
-    """Local weights files this process loaded (path, sha256, bytes, what, tensors loaded).
-
-    Read from :mod:`brainlib.models._weights` only if it was imported: a process that never
-    imported it loaded no weights file, and the report stays free of a torch import.
-    """
-    module = sys.modules.get("brainlib.models._weights")
-    return module.loaded_weights() if module is not None else []
-
-
-def artifact_hashes(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file the run produced (not the runner's own files)."""
-    hashes = {}
-    for path in sorted(out_dir.rglob("*")):
-        rel = path.relative_to(out_dir)
-        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
-            continue
-        if len(rel.parts) == 1 and (rel.name in _RUNNER_FILES or rel.suffix in (".ipynb", ".html")):
-            continue  # the executed notebook is hashed by the runner once it is complete
-        hashes[rel.as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    return hashes
 
 
 def start_run(paper: str, params: Mapping[str, Any], out_dir: str | os.PathLike[str],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 
 from brainlib.report.model import AuditView, Grid, PaperSection, ReportData
-from brainlib.report.manifest import to_markdown
+from brainlib.report.tables import to_markdown
 
 PHANTOM_BANNER = (
     "> Results computed on the embedded **synthetic phantoms** are runs of each paper's full method "

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from brainlib.report.manifest import format_cell
+from brainlib.report.tables import format_cell
 
 PAPER_TITLES: dict[str, str] = {
     "he2024": "He et al. 2024 (Heliyon): window-setting optimisation, multiscale attention, CAM",
