@@ -39,6 +39,7 @@ from scipy import ndimage
 
 from brainlib._atomic import atomic_path
 from brainlib.data.cache import area_resize
+from brainlib.data.csvfile import read_csv_bounded
 
 TRUTH_DIR = "_phantom_truth"
 BOX_MODES = ("all", "largest")
@@ -203,7 +204,8 @@ def load_truth(root: str | os.PathLike[str]) -> PhantomTruth:
     if not (tdir / "COMPLETE").exists():
         raise PhantomTruthError(f"{tdir}: no complete phantom ground truth here (missing COMPLETE marker)")
     params = json.loads((tdir / "params.json").read_text())
-    sl = pd.read_csv(tdir / "slice_labels.csv", dtype={"sop_uid": str, "image_id": str, "series_uid": str,
-                                                        "study_id": str})
-    st = pd.read_csv(tdir / "study_labels.csv", dtype={"study_id": str})
+    # bounded (brainlib.data.csvfile): a damaged sidecar is a CsvFileError naming the file
+    sl = read_csv_bounded(tdir / "slice_labels.csv", dtype={"sop_uid": str, "image_id": str,
+                                                            "series_uid": str, "study_id": str})
+    st = read_csv_bounded(tdir / "study_labels.csv", dtype={"study_id": str})
     return PhantomTruth(root=root, params=params, slice_labels=sl, study_labels=st)
