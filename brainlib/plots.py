@@ -9,84 +9,21 @@ Every string drawn (titles, class names, slice titles, legend and tick labels) i
 it passes through `literal`, so a ``$`` from a DICOM series description or a file name is shown
 as written instead of starting mathtext (which would also fail the draw on a lone ``$``).
 Metrics behind the curves come from scikit-learn (`roc_curve`, `precision_recall_curve`).
+The style, `literal` and `save_figure` live in :mod:`brainlib.plot_style`, the image figures
+(`overlay`, `slice_grid`) in :mod:`brainlib.plot_images`; this module re-exports them.
 """
 from __future__ import annotations
 
-import contextlib
-import math
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib import patches
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
-from brainlib._atomic import atomic_path
-
-#: Okabe-Ito colour-blind-safe palette, used in order for classes and series.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-TRUE_COLOR = "#00C853"   # ground-truth boxes
-PRED_COLOR = "#FF1744"   # predicted boxes
-HIGHLIGHT_COLOR = "#FF1744"
-DPI = 150
-
-STYLE: dict[str, Any] = {
-    "figure.dpi": 100,
-    "savefig.dpi": DPI,
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": False,
-    "grid.alpha": 0.3,
-    "lines.linewidth": 1.6,
-    "image.interpolation": "nearest",
-    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
-    "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
-}
-
-
-def literal(text: object) -> str:
-    """`text` as matplotlib should show it, character for character: every ``$`` escaped, so
-    data strings (series descriptions, file names, IDs) never become mathtext. Use it for any
-    string from data that you put into a figure yourself."""
-    return str(text).replace("$", r"\$")
-
-
-@contextlib.contextmanager
-def style() -> Iterator[None]:
-    """Apply brainlib's figure style for the duration of a block (rcParams restored after)."""
-    with matplotlib.rc_context(STYLE):
-        yield
-
-
-def _figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,
-            **kw: Any) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=size or (4.2 * ncols, 3.6 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
-    return fig, axes
-
-
-def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf atomically (temp file + rename); return both paths."""
-    stem = Path(stem)
-    if stem.suffix in (".png", ".pdf"):
-        stem = stem.with_suffix("")
-    paths = []
-    with style():
-        for ext in ("png", "pdf"):
-            target = stem.with_name(f"{stem.name}.{ext}")
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=ext, dpi=DPI, bbox_inches="tight")
-            paths.append(target)
-    return paths
+from brainlib.plot_images import overlay, slice_grid
+from brainlib.plot_style import (DPI, HIGHLIGHT_COLOR, PALETTE, PRED_COLOR,  # noqa: F401
+                                 STYLE, TRUE_COLOR, figure_grid, literal, save_figure, style)
 
 
 # -- confusion matrix ---------------------------------------------------------------------------
@@ -113,7 +50,7 @@ def confusion_matrix(cm: Any = None, classes: Sequence[str] | None = None, *,
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     with style():
-        fig, axes = _figure(1, 2, size=(3.0 + 1.2 * k, 0.6 + 0.6 * k + 0.9))
+        fig, axes = figure_grid(1, 2, size=(3.0 + 1.2 * k, 0.6 + 0.6 * k + 0.9))
         for ax, data, label, fmt in ((axes[0, 0], cm, "count", "{:.0f}"),
                                      (axes[0, 1], norm, "fraction of true class", "{:.2f}")):
             vmax = data.max() if data.max() > 0 else 1.0
@@ -183,7 +120,7 @@ def roc_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, 
     """ROC curve per class (one-vs-rest), AUC in the legend; NaN targets are ignored."""
     y, score, names = _one_vs_rest(y_true, y_score, classes)
     with style():
-        fig, axes = _figure(size=(4.6, 4.2))
+        fig, axes = figure_grid(size=(4.6, 4.2))
         ax = axes[0, 0]
         ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=1)
         for name, color, yt, ys in _labelled_columns(y, score, [literal(n) for n in names]):
@@ -203,7 +140,7 @@ def pr_curves(y_true: Any, y_score: Any, classes: Sequence[str] | None = None, *
     """Precision-recall curve per class, average precision (AP) and prevalence in the legend."""
     y, score, names = _one_vs_rest(y_true, y_score, classes)
     with style():
-        fig, axes = _figure(size=(4.6, 4.2))
+        fig, axes = figure_grid(size=(4.6, 4.2))
         ax = axes[0, 0]
         for name, color, yt, ys in _labelled_columns(y, score, [literal(n) for n in names]):
             if yt.sum() == 0:
@@ -243,7 +180,7 @@ def training_curves(history: pd.DataFrame, *, metrics: Sequence[str] | None = No
     if not panels:
         raise ValueError(f"history has nothing to plot: columns {list(history.columns)}")
     with style():
-        fig, axes = _figure(1, len(panels), size=(4.4 * len(panels), 3.4))
+        fig, axes = figure_grid(1, len(panels), size=(4.4 * len(panels), 3.4))
         for ax, (label, cols) in zip(axes[0], panels):
             for i, col in enumerate(cols):
                 ls = "--" if col.startswith("train") else "-"
@@ -261,117 +198,6 @@ def training_curves(history: pd.DataFrame, *, metrics: Sequence[str] | None = No
 
 
 # -- images: overlays and slice grids -------------------------------------------------------------
-
-def _resize_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if a.shape == shape:
-        return a
-    from skimage.transform import resize
-
-    return resize(a, shape, order=1, preserve_range=True, anti_aliasing=False)
-
-
-def _draw_boxes(ax: Any, boxes: Any, color: str, ls: str, labels: Sequence[str] | None = None) -> None:
-    if boxes is None:
-        return
-    arr = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    for i, (x0, y0, x1, y1) in enumerate(arr):
-        if x1 < x0 or y1 < y0:
-            raise ValueError(f"box {i} = {(x0, y0, x1, y1)} is not (x0, y0, x1, y1) with x0<=x1, y0<=y1")
-        ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.5, ls=ls))
-        if labels is not None and i < len(labels) and labels[i]:
-            ax.text(x0, y0 - 1, literal(labels[i]), color=color, fontsize=7, va="bottom")
-
-
-def _show_overlay(ax: Any, image: np.ndarray, heatmap: Any, boxes_true: Any, boxes_pred: Any,
-                  alpha: float, cmap: str, vmin: float | None, vmax: float | None,
-                  pred_labels: Sequence[str] | None = None) -> Any:
-    img = np.asarray(image, dtype=float)
-    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
-        img = np.moveaxis(img, 0, -1)  # channels-first -> channels-last
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    if img.ndim == 3:
-        lo, hi = np.nanmin(img), np.nanmax(img)
-        ax.imshow((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img))
-    else:
-        ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
-    mappable = None
-    if heatmap is not None:
-        h = _resize_to(np.asarray(heatmap, dtype=float), img.shape[:2])
-        mappable = ax.imshow(h, cmap=cmap, alpha=alpha)
-    _draw_boxes(ax, boxes_true, TRUE_COLOR, "-")
-    _draw_boxes(ax, boxes_pred, PRED_COLOR, "--", pred_labels)
-    ax.set_axis_off()
-    return mappable
-
-
-def overlay(image: Any, heatmap: Any = None, boxes_true: Any = None, boxes_pred: Any = None, *,
-            alpha: float = 0.45, cmap: str = "jet", vmin: float | None = None,
-            vmax: float | None = None, pred_labels: Sequence[str] | None = None,
-            title: str | None = None) -> Figure:
-    """Image (grey, or RGB/3-window), optional heatmap (resized to the image) and boxes.
-
-    Boxes are (x0, y0, x1, y1) in pixels: ground truth solid green, predictions dashed red
-    (with optional `pred_labels`, e.g. class and score).
-    """
-    with style():
-        fig, axes = _figure(size=(4.2, 4.2))
-        ax = axes[0, 0]
-        mappable = _show_overlay(ax, np.asarray(image), heatmap, boxes_true, boxes_pred, alpha, cmap,
-                                 vmin, vmax, pred_labels)
-        if mappable is not None:
-            fig.colorbar(mappable, ax=ax, shrink=0.75, label="activation")
-        handles = []
-        if boxes_true is not None:
-            handles.append(patches.Patch(fill=False, ec=TRUE_COLOR, label="ground truth"))
-        if boxes_pred is not None:
-            handles.append(patches.Patch(fill=False, ec=PRED_COLOR, ls="--", label="predicted"))
-        if handles:
-            ax.legend(handles=handles, loc="lower right", fontsize=7)
-        if title:
-            ax.set_title(literal(title))
-    return fig
-
-
-def slice_grid(slices: Any, *, titles: Sequence[str] | None = None, ncols: int = 6,
-               highlight: Sequence[int] = (), heatmaps: Any = None, alpha: float = 0.4,
-               vmin: float | None = None, vmax: float | None = None,
-               title: str | None = None) -> Figure:
-    """A grid of slices (Z, H, W) — e.g. a CT series — with key slices framed in red.
-
-    `highlight` lists slice indices to frame (DrCT2's top-attention slices); optional
-    `heatmaps` (Z, h, w) are overlaid per slice.
-    """
-    vol = [np.asarray(s, dtype=float) for s in slices]
-    if not vol:
-        raise ValueError("slice_grid needs at least one slice")
-    if any(s.ndim != 2 for s in vol):
-        raise ValueError("slice_grid expects 2-D slices (Z, H, W)")
-    z = len(vol)
-    ncols = max(1, min(ncols, z))
-    nrows = math.ceil(z / ncols)
-    if titles is not None and len(titles) != z:
-        raise ValueError(f"{len(titles)} titles for {z} slices")
-    bad = [i for i in highlight if not 0 <= i < z]
-    if bad:
-        raise ValueError(f"highlight indices {bad} outside 0..{z - 1}")
-    with style():
-        fig, axes = _figure(nrows, ncols, size=(1.6 * ncols, 1.7 * nrows + (0.3 if title else 0)))
-        for i, ax in enumerate(axes.ravel()):
-            if i >= z:
-                ax.set_axis_off()
-                continue
-            hm = None if heatmaps is None else heatmaps[i]
-            _show_overlay(ax, vol[i], hm, None, None, alpha, "jet", vmin, vmax)
-            ax.set_title(literal(titles[i]) if titles is not None else str(i), fontsize=7)
-            if i in highlight:
-                h, w = vol[i].shape
-                ax.add_patch(patches.Rectangle((0, 0), w - 1, h - 1, fill=False,
-                                               ec=HIGHLIGHT_COLOR, lw=2.5))
-        if title:
-            fig.suptitle(literal(title))
-    return fig
-
 
 # -- claims: paper vs measured ------------------------------------------------------------------
 
@@ -410,7 +236,7 @@ def claims_bars(table: pd.DataFrame, *, max_rows: int = 40, title: str | None = 
     n = len(t)
     pos = np.arange(n)
     with style():
-        fig, axes = _figure(size=(7.0, 0.8 + 0.32 * n))
+        fig, axes = figure_grid(size=(7.0, 0.8 + 0.32 * n))
         ax = axes[0, 0]
         h = 0.38
         ax.barh(pos - h / 2, paper, height=h, color=PALETTE[1], label="paper")
