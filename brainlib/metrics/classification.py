@@ -17,17 +17,21 @@ Tasks
 
 A per-class AUC/AP is NaN when that class has only one label value among the cases, and the
 reason is recorded (``note`` column of :func:`roc_auc_per_class`); means skip those classes.
+Validation and task resolution (:func:`prepare`, :func:`infer_task`, :class:`PreparedTask`)
+live in :mod:`brainlib.metrics.tasks` and are re-exported here.
 """
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+
+from brainlib.metrics.tasks import (TASKS, PreparedTask, class_columns, infer_task,  # noqa: F401
+                                    one_value_note, prepare)
 
 __all__ = [
     "PreparedTask",
@@ -42,127 +46,6 @@ __all__ = [
     "roc_curves",
 ]
 
-TASKS = ("binary", "multiclass", "multilabel")
-
-
-def infer_task(y_true: Any, y_score: Any) -> str:
-    """Guess the task from shapes: 2-D ``y_true`` with C > 1 -> multilabel; 2-D ``y_score``
-    with C > 2 -> multiclass; otherwise binary. Pass ``task=`` to override."""
-    yt, ys = np.asarray(y_true), np.asarray(y_score)
-    if yt.ndim == 2 and yt.shape[1] > 1:
-        return "multilabel"
-    if ys.ndim == 2 and ys.shape[1] > 2:
-        return "multiclass"
-    return "binary"
-
-
-@dataclass
-class PreparedTask:
-    """Validated arrays: ``y_true``/``y_pred`` int (N,) for binary and multiclass, float
-    (N, C) with NaN for multilabel; ``y_score`` (N,) binary or (N, C)."""
-
-    task: str
-    y_true: np.ndarray
-    y_score: np.ndarray
-    y_pred: np.ndarray
-    class_names: list[str]
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes C (2 for binary)."""
-        return len(self.class_names)
-
-
-def prepare(
-    y_true: Any,
-    y_score: Any,
-    task: str | None = None,
-    class_names: Sequence[str] | None = None,
-    threshold: float | Sequence[float] = 0.5,
-) -> PreparedTask:
-    """Validate shapes, resolve the task and derive hard predictions."""
-    yt = np.asarray(y_true, dtype=float)
-    ys = np.asarray(y_score, dtype=float)
-    task = task or infer_task(yt, ys)
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if yt.shape[0] != ys.shape[0]:
-        raise ValueError(f"y_true has {yt.shape[0]} cases but y_score has {ys.shape[0]}")
-    if yt.shape[0] == 0:
-        raise ValueError("no cases")
-    if not np.isfinite(ys).all():
-        raise ValueError("y_score contains NaN or infinite values")
-
-    if task == "binary":
-        yt = yt.reshape(-1) if yt.ndim == 2 and yt.shape[1] == 1 else yt
-        if ys.ndim == 2:
-            if ys.shape[1] not in (1, 2):
-                raise ValueError(f"binary y_score must be (N,), (N,1) or (N,2), got {ys.shape}")
-            ys = ys[:, -1]
-        _check_binary(yt, "y_true", allow_nan=False)
-        names = list(class_names) if class_names is not None else ["negative", "positive"]
-        if len(names) != 2:
-            raise ValueError(f"binary task needs 2 class names, got {names}")
-        pred = (ys >= float(np.asarray(threshold))).astype(int)
-        return PreparedTask(task, yt.astype(int), ys, pred, names)
-
-    if ys.ndim != 2:
-        raise ValueError(f"{task} y_score must be (N, C), got shape {ys.shape}")
-    n_classes = ys.shape[1]
-    names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
-    if len(names) != n_classes:
-        raise ValueError(f"{len(names)} class names for {n_classes} score columns")
-
-    if task == "multiclass":
-        if yt.ndim == 2:
-            if yt.shape[1] != n_classes:
-                raise ValueError(f"one-hot y_true has {yt.shape[1]} columns, y_score {n_classes}")
-            yt = yt.argmax(1)
-        if np.isnan(yt).any() or (yt != np.round(yt)).any() or yt.min() < 0 or yt.max() >= n_classes:
-            raise ValueError(f"multiclass y_true must be integers in [0, {n_classes})")
-        return PreparedTask(task, yt.astype(int), ys, ys.argmax(1), names)
-
-    # multilabel
-    if yt.shape != ys.shape:
-        raise ValueError(f"multilabel y_true {yt.shape} and y_score {ys.shape} differ in shape")
-    _check_binary(yt, "y_true", allow_nan=True)
-    thr = np.broadcast_to(np.asarray(threshold, dtype=float), (n_classes,))
-    return PreparedTask(task, yt, ys, (ys >= thr).astype(int), names)
-
-
-def _check_binary(y: np.ndarray, name: str, allow_nan: bool) -> None:
-    values = y[~np.isnan(y)] if allow_nan else y
-    if not allow_nan and np.isnan(y).any():
-        raise ValueError(f"{name} contains NaN")
-    if not np.isin(values, (0.0, 1.0)).all():
-        raise ValueError(f"{name} must contain only 0 and 1{' (or NaN)' if allow_nan else ''}")
-
-
-def _columns(p: PreparedTask) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """One binary problem per class: (name, y_true, y_score, y_pred), NaN rows removed.
-    Binary task: the positive class only."""
-    if p.task == "binary":
-        return [(p.class_names[1], p.y_true, p.y_score, p.y_pred)]
-    out = []
-    for c, name in enumerate(p.class_names):
-        if p.task == "multiclass":
-            out.append((name, (p.y_true == c).astype(int), p.y_score[:, c],
-                        (p.y_pred == c).astype(int)))
-        else:
-            keep = ~np.isnan(p.y_true[:, c])
-            out.append((name, p.y_true[keep, c].astype(int), p.y_score[keep, c],
-                        p.y_pred[keep, c]))
-    return out
-
-
-def _one_value_note(y: np.ndarray) -> str | None:
-    if y.size == 0:
-        return "no labelled cases"
-    if y.min() == y.max():
-        return f"only {'positives' if y[0] == 1 else 'negatives'}: AUC undefined"
-    return None
-
-
 def roc_auc_per_class(
     y_true: Any, y_score: Any, task: str | None = None, class_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
@@ -173,8 +56,8 @@ def roc_auc_per_class(
     """
     p = prepare(y_true, y_score, task, class_names)
     rows = []
-    for name, y, s, _ in _columns(p):
-        note = _one_value_note(y)
+    for name, y, s, _ in class_columns(p):
+        note = one_value_note(y)
         auc = ap = float("nan")
         if note is None:
             auc = float(skm.roc_auc_score(y, s))
@@ -205,7 +88,7 @@ def classification_metrics(
     p = prepare(y_true, y_score, task, class_names, threshold)
     zd = zero_division
     out: dict[str, float] = {}
-    cols = _columns(p)
+    cols = class_columns(p)
     auc_table = roc_auc_per_class(p.y_true, p.y_score, p.task, p.class_names)
 
     if p.task in ("binary", "multiclass"):
@@ -302,7 +185,7 @@ def confusion(
     p = prepare(y_true, y_score, task, class_names, threshold)
     if p.task == "multilabel":
         rows = []
-        for name, y, _s, pred in _columns(p):
+        for name, y, _s, pred in class_columns(p):
             tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
             rows.append({"class": name, "tn": tn, "fp": fp, "fn": fn, "tp": tp})
         return pd.DataFrame(rows).set_index("class")
@@ -319,8 +202,8 @@ def roc_curves(
     label value are left out (their AUC is NaN in :func:`roc_auc_per_class`)."""
     p = prepare(y_true, y_score, task, class_names)
     out = {}
-    for name, y, s, _ in _columns(p):
-        if _one_value_note(y) is None:
+    for name, y, s, _ in class_columns(p):
+        if one_value_note(y) is None:
             fpr, tpr, thr = skm.roc_curve(y, s)
             out[name] = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
     return out
@@ -333,8 +216,8 @@ def pr_curves(
     (the last point, recall 0, has threshold NaN as in scikit-learn's n+1 convention)."""
     p = prepare(y_true, y_score, task, class_names)
     out = {}
-    for name, y, s, _ in _columns(p):
-        if _one_value_note(y) is None:
+    for name, y, s, _ in class_columns(p):
+        if one_value_note(y) is None:
             prec, rec, thr = skm.precision_recall_curve(y, s)
             out[name] = pd.DataFrame({"precision": prec, "recall": rec,
                                       "threshold": np.append(thr, np.nan)})
