@@ -11,7 +11,7 @@ with the file, the entry and the reason. Layout::
     reproducible_offline: {reason_key: why claims with this reason cannot be re-run offline}
     default_not_reproducible: key      # optional: reason applied to every claim (private data)
     claims: [ ... ]                    # see CLAIM_FIELDS
-    checks: [ ... ]                    # arithmetic for the audit, see CHECK_FIELDS
+    checks: [ ... ]                    # arithmetic for the audit, see CHECK_FIELDS (check_schema)
 
 Each claim is one number the paper prints, addressed by (source, row, metric) and given a
 stable id. Every claim states its ``kind`` (required; see `KINDS`), which decides how a
@@ -32,14 +32,13 @@ for round numbers such as "750,000").
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from brainlib import PAPERS
-from brainlib.claims.formula import parse_formula
+from brainlib.claims.check_schema import CHECK_FIELDS, SEVERITIES, is_number, validate_check  # noqa: F401
 from brainlib.claims.yaml_load import ClaimsError, _parse
 
 CLAIMS_DIR = Path(__file__).resolve().parent
@@ -68,20 +67,6 @@ DIRECTIONS = ("greater", "less")
 
 CLAIM_REQUIRED = ("id", "kind", "source", "row", "metric", "unit", "dataset")
 CLAIM_OPTIONAL = ("value", "note", "not_reproducible", "decimals", "a", "b", "direction", "p_value")
-CHECK_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # kind: (required, optional); every check may also carry `note` and `severity`.
-    "mean": (("target", "parts"), ()),
-    "sum": (("target", "parts"), ()),
-    "difference": (("target", "a", "b"), ()),
-    "ratio": (("target", "numerator", "denominator"), ()),
-    "equal": (("claims",), ()),
-    "formula": (("target", "formula", "vars"), ("relation",)),
-    "f1": (("f1", "precision", "recall"), ("averaging",)),
-    "f1_triples": ((), ("averaging", "prefix")),
-    "sigmoid_window": (("W", "b", "level", "width"), ("upper", "eps")),
-    "confusion_matrix": (("cells", "classes"), ("stated_classes", "total", "accuracy", "kappa", "name")),
-}
-SEVERITIES = ("error", "warning")
 HEADER_KEYS = ("paper", "citation", "doi", "datasets", "reproducible_offline",
                "default_not_reproducible", "claims", "checks")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)+$")
@@ -176,10 +161,6 @@ def _comparison_unit(entry: dict, entries: list) -> str:
     return "fraction"
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
-
-
 def claims_path(paper: str | Path) -> Path:
     """The YAML file of a paper key (or the path itself if a path is given)."""
     p = Path(paper)
@@ -267,7 +248,7 @@ def _validate(data: Any, raw: dict[int, str], path: Path) -> PaperClaims:
         value = entry.get("value")
         if kind != "comparison" and value is None:
             raise fail(where, "missing required field 'value'")
-        if value is not None and not _is_number(value):
+        if value is not None and not is_number(value):
             raise fail(where, f"value must be a finite number, got {value!r}")
         reason = entry.get("not_reproducible", default_reason)
         if reason is not None and reason not in reasons:
@@ -291,7 +272,7 @@ def _validate(data: Any, raw: dict[int, str], path: Path) -> PaperClaims:
                 if key in entry:
                     raise fail(where, f"{key!r} is only allowed on kind: comparison")
         p_value = entry.get("p_value")
-        if p_value is not None and not (_is_number(p_value) and 0 <= p_value <= 1):
+        if p_value is not None and not (is_number(p_value) and 0 <= p_value <= 1):
             raise fail(where, f"p_value must be a number in [0, 1], got {p_value!r}")
         claims.append(Claim(
             id=cid, source=str(entry["source"]), row=str(entry["row"]), metric=str(entry["metric"]),
@@ -314,93 +295,8 @@ def _validate(data: Any, raw: dict[int, str], path: Path) -> PaperClaims:
         raise fail("checks", "must be a list")
     by_id = {c.id: c for c in claims}
     for i, check in enumerate(checks):
-        _validate_check(check, i, by_id, fail)
+        validate_check(check, i, by_id, fail)
     return PaperClaims(paper=paper, path=path, citation=str(data["citation"]).strip(),
                        datasets={k: str(v) for k, v in datasets.items()},
                        reasons={k: str(v) for k, v in reasons.items()}, claims=claims,
                        checks=checks, doi=data.get("doi"))
-
-
-def _validate_check(check: Any, i: int, by_id: dict[str, Claim], fail) -> None:
-    where = f"checks[{i}]"
-    if not isinstance(check, dict) or "kind" not in check:
-        raise fail(where, "must be a mapping with a 'kind'")
-    kind = check["kind"]
-    where += f" ({kind})"
-    if kind not in CHECK_FIELDS:
-        raise fail(where, f"unknown check kind; expected one of {sorted(CHECK_FIELDS)}")
-    required, optional = CHECK_FIELDS[kind]
-    extra = set(check) - set(required) - set(optional) - {"kind", "note", "severity", "decimals"}
-    if extra:
-        raise fail(where, f"unknown fields {sorted(extra)}")
-    for key in required:
-        if key not in check:
-            raise fail(where, f"missing required field {key!r}")
-    if "decimals" in check and not (isinstance(check["decimals"], int) and not isinstance(check["decimals"], bool)):
-        raise fail(where, "decimals must be an integer (the precision assumed for every claim of the check)")
-    if check.get("severity", "error") not in SEVERITIES:
-        raise fail(where, f"severity must be one of {SEVERITIES}")
-
-    def need(ref: Any, label: str, numeric_ok: bool = False) -> None:
-        if numeric_ok and _is_number(ref):
-            return
-        if not isinstance(ref, str) or ref not in by_id:
-            raise fail(where, f"{label} refers to unknown claim id {ref!r}")
-        if by_id[ref].value is None:
-            raise fail(where, f"{label} {ref!r} has no numeric value")
-
-    if kind in ("mean", "sum"):
-        need(check["target"], "target")
-        if not isinstance(check["parts"], list) or not check["parts"]:
-            raise fail(where, "parts must be a non-empty list of claim ids")
-        for p in check["parts"]:
-            need(p, "parts")
-    elif kind == "difference":
-        for key in ("target", "a", "b"):
-            need(check[key], key)
-    elif kind == "ratio":
-        for key in ("target", "numerator", "denominator"):
-            need(check[key], key)
-    elif kind == "equal":
-        if not isinstance(check["claims"], list) or len(check["claims"]) < 2:
-            raise fail(where, "claims must list at least two claim ids")
-        for c in check["claims"]:
-            need(c, "claims")
-    elif kind == "formula":
-        need(check["target"], "target")
-        if not isinstance(check["vars"], dict) or not check["vars"]:
-            raise fail(where, "vars must map names to claim ids")
-        for name, ref in check["vars"].items():
-            if not str(name).isidentifier():
-                raise fail(where, f"variable name {name!r} is not an identifier")
-            need(ref, f"vars[{name}]", numeric_ok=True)
-        try:
-            parse_formula(str(check["formula"]), set(check["vars"]))
-        except (ValueError, SyntaxError) as exc:
-            raise fail(where, f"bad formula {check['formula']!r}: {exc}") from exc
-    elif kind == "f1":
-        for key in ("f1", "precision", "recall"):
-            need(check[key], key)
-    elif kind == "sigmoid_window":
-        need(check["W"], "W")
-        need(check["b"], "b")
-        need(check["level"], "level", numeric_ok=True)
-        need(check["width"], "width", numeric_ok=True)
-    elif kind == "confusion_matrix":
-        classes = check["classes"]
-        cells = check["cells"]
-        if not isinstance(classes, list) or len(classes) < 2:
-            raise fail(where, "classes must list at least two class names")
-        if (not isinstance(cells, list) or len(cells) != len(classes)
-                or any(not isinstance(r, list) or len(r) != len(classes) for r in cells)):
-            raise fail(where, f"cells must be a {len(classes)}x{len(classes)} list of claim ids")
-        for r in cells:
-            for ref in r:
-                need(ref, "cells")
-        for key in ("stated_classes", "total", "accuracy", "kappa"):
-            if key in check:
-                need(check[key], key)
-    if kind == "formula" and check.get("relation", "eq") not in ("eq", "le", "ge"):
-        raise fail(where, "relation must be eq, le (target <= formula) or ge (target >= formula)")
-    if kind in ("f1", "f1_triples") and check.get("averaging", "binary") not in ("binary", "micro", "macro"):
-        raise fail(where, "averaging must be binary, micro or macro")
