@@ -33,6 +33,21 @@ def _wait_for(path: Path, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _start_together(code: str, go: Path, n: int, env: dict[str, str] | None = None,
+                    head_start: float = 0.5, timeout: float = 120) -> list[dict]:
+    """Start `n` processes running `code` (each waits for `go` to exist), release them at once,
+    and return the JSON each printed; every process must exit 0."""
+    procs = [_python(code, env) for _ in range(n)]
+    time.sleep(head_start)
+    go.touch()
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, stderr
+        results.append(json.loads(stdout))
+    return results
+
+
 def _holder(lock: Path, ready: Path) -> subprocess.Popen:
     """A process that takes `lock`, touches `ready`, and sleeps until killed."""
     proc = _python(f"""
@@ -155,15 +170,7 @@ _GENERATOR = """
 def test_phantom_set_generated_once_by_processes_sharing_a_cache(tmp_path):
     go = tmp_path / "go"
     code = _GENERATOR.replace("GO", repr(str(go)))
-    env = {"BRAINLIB_CACHE": str(tmp_path / "cache")}
-    procs = [_python(code, env) for _ in range(3)]
-    time.sleep(0.5)
-    go.touch()
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stderr
-        results.append(json.loads(stdout))
+    results = _start_together(code, go, 3, {"BRAINLIB_CACHE": str(tmp_path / "cache")})
     assert len({r["path"] for r in results}) == 1
     assert sum(r["generated"] for r in results) == 1  # the others waited and reused it
     assert (Path(results[0]["path"]) / "COMPLETE").exists()
@@ -209,14 +216,7 @@ def test_slice_cache_built_once_by_processes_sharing_it(tmp_path):
     go = tmp_path / "go"
     code = (_SLICES.replace("GO", repr(str(go))).replace("SRC", repr(str(tmp_path / "src")))
             .replace("CACHE", repr(str(tmp_path / "cache"))))
-    procs = [_python(code) for _ in range(2)]
-    time.sleep(0.5)
-    go.touch()
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stderr
-        results.append(json.loads(stdout))
+    results = _start_together(code, go, 2)
     assert sum(r["built"] for r in results) == 1
     assert {r["rows"] for r in results} == {4} and len({r["file"] for r in results}) == 1
 
@@ -256,15 +256,8 @@ _REAL_PHANTOMS = """
 @pytest.mark.slow
 def test_real_rsna_phantoms_generated_once_by_two_runs_sharing_the_cache(tmp_path):
     go = tmp_path / "go"
-    env = {"BRAINLIB_CACHE": str(tmp_path / "cache")}
-    procs = [_python(_REAL_PHANTOMS.replace("GO", repr(str(go))), env) for _ in range(2)]
-    time.sleep(1.0)
-    go.touch()
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, stderr
-        results.append(json.loads(stdout))
+    results = _start_together(_REAL_PHANTOMS.replace("GO", repr(str(go))), go, 2,
+                              {"BRAINLIB_CACHE": str(tmp_path / "cache")}, head_start=1.0, timeout=600)
     assert sum(r["generated"] for r in results) == 1
     assert len({r["root"] for r in results}) == 1 and results[0]["files"] == results[1]["files"] > 0
     assert not [p for p in (tmp_path / "cache" / "phantoms").iterdir() if p.name.startswith(".")]
