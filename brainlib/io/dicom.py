@@ -121,6 +121,19 @@ def _first(value: Any) -> Any:
     return value
 
 
+def rescale(ds: Dataset, path: PathLike) -> tuple[float, float]:
+    """The modality LUT ``(RescaleSlope, RescaleIntercept)``: first values, defaults 1 and 0 when
+    absent or empty; a non-numeric or non-finite one is an UnreadableDicomError."""
+    try:
+        slope = float(_first(ds.get("RescaleSlope", 1.0)) or 1.0)
+        intercept = float(_first(ds.get("RescaleIntercept", 0.0)) or 0.0)
+    except (TypeError, ValueError) as exc:
+        raise UnreadableDicomError(path, f"non-numeric RescaleSlope/RescaleIntercept ({exc})") from exc
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        raise UnreadableDicomError(path, f"RescaleSlope {slope} / RescaleIntercept {intercept} not finite")
+    return slope, intercept
+
+
 def read_window_tags(ds_or_path: Dataset | PathLike) -> Window | None:
     """The file's own display window (first value of WindowCenter/WindowWidth), or None."""
     ds = ds_or_path if isinstance(ds_or_path, Dataset) else read_header(ds_or_path)
@@ -292,13 +305,7 @@ def read_stored(path: PathLike, require_ct: bool = True) -> StoredSlice:
 def _stored(ds: Dataset, path: PathLike, require_ct: bool) -> StoredSlice:
     check_image(ds, path, require_ct=require_ct)
     raw = _pixels(ds, path)
-    try:
-        slope = float(_first(ds.get("RescaleSlope", 1.0)) or 1.0)
-        intercept = float(_first(ds.get("RescaleIntercept", 0.0)) or 0.0)
-    except (TypeError, ValueError) as exc:
-        raise UnreadableDicomError(path, f"non-numeric RescaleSlope/RescaleIntercept ({exc})") from exc
-    if not (np.isfinite(slope) and np.isfinite(intercept)):
-        raise UnreadableDicomError(path, f"RescaleSlope {slope} / RescaleIntercept {intercept} not finite")
+    slope, intercept = rescale(ds, path)
     if needs_rsna12_fix(ds):
         fixed = raw.astype(np.int32) + 1000
         fixed[fixed >= 4096] -= 4096

@@ -174,7 +174,7 @@ def read_nm(path: str | os.PathLike[str]) -> NMScan:
 
 
 def _scan(p: str, ds: Any) -> NMScan:
-    from brainlib.io.dicom import _first, header_int, transfer_syntax
+    from brainlib.io.dicom import header_int, rescale, transfer_syntax
     from brainlib.io.limits import check_codestreams
 
     _check_dimensions(p, ds)  # again: the full read may differ from the header-only one
@@ -200,13 +200,7 @@ def _scan(p: str, ds: Any) -> NMScan:
     if ts.is_compressed:
         check_codestreams(p, data, str(ts), rows, cols, frames, samples)
     counts = _decode(p, ds, frames, rows, cols)
-    try:
-        slope = float(_first(ds.get("RescaleSlope", 1.0)) or 1.0)
-        intercept = float(_first(ds.get("RescaleIntercept", 0.0)) or 0.0)
-    except (TypeError, ValueError) as err:
-        raise UnreadableDicomError(p, f"non-numeric RescaleSlope/RescaleIntercept ({err})") from err
-    if not (np.isfinite(slope) and np.isfinite(intercept)):
-        raise UnreadableDicomError(p, f"RescaleSlope {slope} / RescaleIntercept {intercept} not finite")
+    slope, intercept = rescale(ds, p)
     counts = counts.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     return NMScan(p, counts, frame_views(ds), str(ds.get("PatientID", "") or ""),
                   str(ds.get("StudyInstanceUID", "") or ""), str(ds.get("Manufacturer", "") or ""))
