@@ -10,6 +10,7 @@ HU under a point the student clicks. The state (`level`, `width`, `slice_index`,
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Mapping
 
 import html as _html
@@ -27,6 +28,19 @@ __all__ = ["WindowExplorer", "preset_label"]
 
 OVERLAY_COLOUR = (0, 230, 255)  # cyan: far from every grey, so an outline is always seen
 POINT_COLOUR = (255, 200, 0)
+
+
+def _state_property(key: str, doc: str, check: Callable[[Any, Any], Any]) -> Any:
+    """A property over ``self._state[key]``; setting it stores ``check(self, value)`` (which
+    validates and converts, raising on a bad value) through ``_set`` (controls synced, redrawn)."""
+
+    def get(self: Any) -> Any:
+        return self._state[key]
+
+    def set_(self: Any, value: Any) -> None:
+        self._set(key, check(self, value))
+
+    return property(get, set_, doc=doc)
 
 
 class WindowExplorer(Viewer):
@@ -91,47 +105,26 @@ class WindowExplorer(Viewer):
             sync_controls(self)
             self.redraw()
 
-    @property
-    def level(self) -> float:
-        """Window level (centre) in HU."""
-        return self._state["level"]
+    def _checked_width(self, value: float) -> float:
+        as_window((self.level, value))  # width > 0
+        return float(value)
 
-    @level.setter
-    def level(self, value: float) -> None:
-        self._set("level", float(value))
-
-    @property
-    def width(self) -> float:
-        """Window width in HU (> 0)."""
-        return self._state["width"]
-
-    @width.setter
-    def width(self, value: float) -> None:
-        as_window((self.level, value))
-        self._set("width", float(value))
-
-    @property
-    def slice_index(self) -> int:
-        """Index (0-based) of the displayed slice along the series."""
-        return self._state["slice_index"]
-
-    @slice_index.setter
-    def slice_index(self, value: int) -> None:
+    def _checked_slice(self, value: int) -> int:
         self._check_slice(int(value))
-        self._set("slice_index", int(value))
+        return int(value)
 
-    @property
-    def point(self) -> tuple[int, int]:
-        """(row, column) of the HU readout."""
-        return self._state["point"]
-
-    @point.setter
-    def point(self, value: tuple[int, int]) -> None:
+    def _checked_point(self, value: tuple[int, int]) -> tuple[int, int]:
         y, x = (int(v) for v in value)
         h, w = self.volume.shape[1:]
         if not (0 <= y < h and 0 <= x < w):
             raise IndexError(f"point {(y, x)} outside the {h} x {w} slice")
-        self._set("point", (y, x))
+        return (y, x)
+
+    level: float = _state_property("level", "Window level (centre) in HU.", lambda self, v: float(v))
+    width: float = _state_property("width", "Window width in HU (> 0).", _checked_width)
+    slice_index: int = _state_property("slice_index", "Index (0-based) of the displayed slice along the "
+                                       "series.", _checked_slice)
+    point: tuple[int, int] = _state_property("point", "(row, column) of the HU readout.", _checked_point)
 
     def click(self, row_fraction: float, col_fraction: float) -> None:
         """Move the readout point to where the picture was clicked (fractions of its size)."""
