@@ -162,11 +162,14 @@ def _record_cq500(rec: _Recorder, cv: CVResult) -> None:
         rec.paired("cmp/table4/drct1_highres_vs_original/f1", cv, "drct1_highres", "drct1")
         rec.paired("cmp/table4/drct1_fusion_vs_original/f1", cv, "drct1_model_fusion", "drct1")
         f6 = fig6_table(cv)
-        if len(f6):
-            diff = f6["attention_f1"] - f6["random_f1"]
+        f6r = f6[~f6["same_slices"].astype(bool)]  # m_key = all slices: nothing to compare
+        if len(f6r):
+            diff = f6r["attention_f1"] - f6r["random_f1"]
             rec.add("cmp/fig6/attention_vs_random/f1", float(diff.mean()),
-                    note=f"mean F1 difference over m_key {list(f6['m_key'])}; attention better "
-                         f"at {int((diff > 0).sum())} of {len(diff)} (no CI: one run each)")
+                    note=f"mean F1 difference over m_key {list(f6r['m_key'])}; attention "
+                         f"better at {int((diff > 0).sum())} of {len(diff)} (no CI: one run "
+                         f"each)")
+        if len(f6):
             best = f6.loc[f6["attention_f1"].idxmax()]
             rec.add("fig6/drct2/best_m_key", best["m_key"],
                     note=f"m_key with the best attention-selected F1 among {list(f6['m_key'])}")

@@ -89,8 +89,9 @@ def _cq500_ablations(s: WangDrct2Settings, m: int, mk: int) -> list[Variant]:
         if k != mk:
             out.append(Variant(f"drct2_k{k}", "drct2", "mse", "both", k,
                                label=f"DrCT2, m_key={k}"))
-        out.append(Variant(f"drct2_random_k{k}", "drct2_random", "mse", "both", k,
-                           label=f"DrCT2, random m_key={k}"))
+        if k < m:  # m_key = m: attention and random both pick every slice (not retrained)
+            out.append(Variant(f"drct2_random_k{k}", "drct2_random", "mse", "both", k,
+                               label=f"DrCT2, random m_key={k}"))
     return out
 
 

@@ -58,3 +58,21 @@ def test_deviations_are_computed_from_the_dataclass(monkeypatch):
     table = settings_for("smoke").table().set_index("setting")
     assert table.loc["dropout", "status"] == "changed"
     assert table.loc["epochs", "status"] == "as in paper"
+
+
+def test_fig6_random_at_every_slice_is_not_retrained():
+    """At m_key = sequence length attention and random proposals pick the same slices, in the
+    same order, so the random variant is not trained again (quick: m_key 16 of 16)."""
+    import torch
+
+    from brainlib.layers.sequence_attention import select_key_slices
+    from brainlib.papers.wang_drct2.crossval import variants_for
+
+    w = torch.softmax(torch.randn(3, 16), 1)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(select_key_slices(w, 16),
+                       select_key_slices(w, 16, random=True, generator=gen))
+    s = settings_for("quick", fig6_m_keys=(4, 8, 16))
+    names = {v.name for v in variants_for("cq500", s)}
+    assert {"drct2_random_k4", "drct2_random_k8", "drct2_k4", "drct2_k16"} <= names
+    assert "drct2_random_k16" not in names and "drct2_k8" not in names  # k8: DrCT2 itself
