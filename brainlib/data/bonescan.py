@@ -3,7 +3,8 @@
 Two layouts, both of DICOM NM files (`brainlib.io.nm`):
 
 * folder per class: ``<root>/normal/``, ``metastasis/``, ``arthritis/``, ``thyroid_carcinoma/``
-  (any depth below, any file name; ``_phantom_truth`` and hidden entries are ignored);
+  (any depth below, any file name; ``_phantom_truth`` and hidden entries are ignored; links
+  to folders are followed, each real folder once, so a link loop cannot recurse forever);
 * a CSV ``path,label[,patient]`` (paths relative to the CSV's folder).
 
 The patient comes from the CSV, else the DICOM ``PatientID``, else the file: ``groups`` are
@@ -81,17 +82,70 @@ def read_scan_csv(csv_path: str | os.PathLike[str], classes: Sequence[str],
     return out
 
 
-def _folder_rows(root: Path, classes: Sequence[str]) -> pd.DataFrame:
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _walk_files(folder: Path, root: Path, others: set[tuple[int, int]]) -> tuple[list[Path], list[Skipped]]:
+    """(regular files below `folder`, sorted; what could not be used: entries that are not
+    regular files such as broken links, unreadable folders). Hidden and ``_phantom_truth``
+    entries are left out.
+
+    Symbolic links to folders are followed (a user may spread a class over disks), but each real
+    folder (device, inode) is entered once, so a link loop (a folder linking to its parent)
+    ends instead of recursing forever; a link to the root, to one of its ancestors or to another
+    class folder (`others`) is not entered (it would walk the whole tree or relabel that class).
+    """
+    out: list[Path] = []
+    errors: list[OSError] = []
+    seen: set[tuple[int, int]] = set()
+    real_root = Path(os.path.realpath(root))
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=errors.append, followlinks=True):
+        ident = _identity(dirpath)
+        real = Path(os.path.realpath(dirpath))
+        if ident is None or ident in seen or ident in others or real_root.is_relative_to(real):
+            dirnames[:] = []
+            continue
+        seen.add(ident)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _IGNORED)
+        out += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
+    problems = [Skipped(str(f), "NotAFileError", "not a regular file (a broken link?); not read")
+                for f in sorted(out) if not f.is_file()]
+    problems += [Skipped(str(e.filename), "UnreadableFolderError",
+                         f"folder not read ({e.strerror or e}); its files are not used") for e in errors]
+    return sorted(f for f in out if f.is_file()), problems
+
+
+def _folder_rows(root: Path, classes: Sequence[str]) -> tuple[pd.DataFrame, list[Skipped]]:
+    """Files of the class folders; a file reached twice (the same device and inode, through a
+    link) is used once, under the path that involves no link if there is one (else the first),
+    its other paths listed in the skipped list, as are entries that are not regular files."""
     missing = [c for c in classes if not (root / c).is_dir()]
     if len(missing) == len(classes):
         raise DatasetError(f"{root}: no class folder ({', '.join(classes)}) and no CSV given")
+    folders = {c: _identity(root / c) for c in classes if c not in missing}
+    skipped: list[Skipped] = []
+    found: dict[Any, list[tuple[Path, str]]] = {}
+    for c in folders:
+        others = {v for k, v in folders.items() if k != c and v is not None and v != folders[c]}
+        files, problems = _walk_files(root / c, root, others)
+        skipped += problems
+        for f in files:
+            found.setdefault(_identity(f) or str(f), []).append((f, c))
     rows = []
-    for c in classes:
-        for f in sorted((root / c).rglob("*")) if (root / c).is_dir() else []:
-            rel = f.relative_to(root).parts
-            if f.is_file() and not any(x.startswith(".") or x in _IGNORED for x in rel):
-                rows.append({"path": str(f), "label": c, "patient": None})
-    return pd.DataFrame(rows, columns=["path", "label", "patient"])
+    for paths in found.values():
+        direct = [fc for fc in paths if os.path.realpath(fc[0]) == os.path.abspath(fc[0])]
+        use = (direct or paths)[0]
+        rows.append({"path": str(use[0]), "label": use[1], "patient": None})
+        skipped += [Skipped(str(f), "DuplicateFileError", f"the same file as {use[0]} ({use[1]}), "
+                            f"reached again through a link (here under {c}); used once")
+                    for f, c in paths if (f, c) != use]
+    rows.sort(key=lambda r: (list(folders).index(r["label"]), r["path"]))
+    return pd.DataFrame(rows, columns=["path", "label", "patient"]), skipped
 
 
 def _index(files: pd.DataFrame) -> tuple[list[dict[str, Any]], list[Skipped]]:
@@ -159,7 +213,7 @@ class BoneScanDataset(BaseDataset):
             csv_skipped: list[Skipped] = []
             files, root = read_scan_csv(csv_path, self.classes, csv_skipped), csv_path.parent
         else:
-            csv_skipped, files = [], _folder_rows(root, self.classes)
+            files, csv_skipped = _folder_rows(root, self.classes)
         records, skipped = _index(files)
         skipped = csv_skipped + skipped
         rows = _limit(_rows(records, root), max_scans, seed)

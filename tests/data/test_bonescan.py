@@ -95,3 +95,63 @@ def test_max_scans_keeps_whole_patients(tree):
     counts = pd.Series(ds.groups).value_counts()
     full = pd.Series(BoneScanDataset(tree, size=64).groups).value_counts()
     assert all(counts[p] == full[p] for p in counts.index)
+
+
+def _walk_in_thread(root, size=64):
+    """Build the dataset in a daemon thread: a walk that recursed forever would hang the test
+    run instead of failing it; here it fails after 60 s."""
+    import threading
+
+    out: dict = {}
+
+    def run():
+        try:
+            out["ds"] = BoneScanDataset(root, size=size)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test thread
+            out["err"] = err
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the folder walk did not end (a link loop followed forever?)"
+    if "err" in out:
+        raise out["err"]
+    return out["ds"]
+
+
+def test_folder_walk_survives_a_link_loop_and_lists_duplicates(tree, tmp_path):
+    import shutil
+
+    root = tmp_path / "loop"
+    shutil.copytree(tree, root)
+    # a folder linking to its parent, to its own class folder, to the root, to another class
+    (root / "normal" / "sub").mkdir()
+    (root / "normal" / "sub" / "up").symlink_to(root / "normal", target_is_directory=True)
+    (root / "metastasis" / "self").symlink_to(root / "metastasis", target_is_directory=True)
+    (root / "arthritis" / "top").symlink_to(root, target_is_directory=True)
+    (root / "thyroid_carcinoma" / "side").symlink_to(root / "normal", target_is_directory=True)
+    # one file linked into another class folder: used once, under its own (link-free) path
+    target = sorted((root / "metastasis").glob("*.dcm"))[0]
+    (root / "normal" / "sub" / "copy.dcm").symlink_to(target)
+    ds = _walk_in_thread(root)
+    plain = BoneScanDataset(tree, size=64)
+    assert sorted(ds.ids) == sorted(plain.ids) and len(ds) == len(plain)
+    assert (ds.labels.sum(0) == plain.labels.sum(0)).all()  # no class relabelled by a link
+    assert [(s.error, s.path) for s in ds.skipped] == [
+        ("DuplicateFileError", str(root / "normal" / "sub" / "copy.dcm"))]
+    assert str(target) in ds.skipped[0].reason
+
+
+def test_folder_walk_follows_a_linked_class_folder_and_lists_broken_links(tree, tmp_path):
+    import shutil
+
+    root = tmp_path / "linked"
+    shutil.copytree(tree, root)
+    elsewhere = tmp_path / "disk2"
+    shutil.move(str(root / "arthritis"), str(elsewhere))
+    (root / "arthritis").symlink_to(elsewhere, target_is_directory=True)  # a class on another disk
+    (root / "normal" / "gone.dcm").symlink_to(tmp_path / "missing.dcm")
+    ds = _walk_in_thread(root)
+    assert len(ds) == len(load_bonescan_truth(tree))
+    assert [s.error for s in ds.skipped] == ["NotAFileError"]
+    assert ds.skipped[0].path.endswith("gone.dcm")
