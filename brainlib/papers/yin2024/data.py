@@ -13,7 +13,7 @@ slices are other slices of the same series outside every lesion's slice range.
 from __future__ import annotations
 
 import hashlib
-import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ from brainlib.data.classes import (DEEPLESION_TYPES, YIN2024_CQ500_CLASSES, YIN2
 from brainlib.data.deeplesion import DeepLesionDataset, open_hu
 from brainlib.data.roots import data_root_for
 from brainlib.data.synth import ensure_deeplesion, ensure_phantoms, load_truth, normal_slices
-from brainlib._atomic import atomic_path
 from brainlib.experiment import Experiment
+from brainlib.papers.yin2024.cache import load_image_set, save_image_set
 from brainlib.paths import cache_dir
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -252,21 +252,25 @@ def _cache_file(exp: Experiment, name: str) -> Path:
         index = Path(root) / ("DL_info.csv" if name == "deeplesion" else "reads.csv")
         stamp = f"{Path(root).resolve()}:{index.stat().st_mtime_ns if index.exists() else 0}"
     text = repr((name, stamp, exp.seed, [getattr(s, f) for f in _KEY_FIELDS], MIN_LESION_PIXELS, 1))
-    return cache_dir("yin2024") / f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:16]}.pkl"
+    return cache_dir("yin2024") / f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:16]}.npz"
 
 
 def load_set(exp: Experiment, name: str) -> tuple[ImageSet, _Source]:
     """One dataset's image set, built once per (data, settings, seed) and reused from the cache
-    (the header scan of a CQ500 tree is the slow part)."""
+    (the header scan of a CQ500 tree is the slow part). The cache is an ``.npz`` read without
+    pickle (:mod:`brainlib.papers.yin2024.cache`); an unreadable or foreign file there is
+    reported with a warning and rebuilt, never unpickled."""
     path = _cache_file(exp, name)
     if path.is_file():
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
+        try:
+            fields, (root, synthetic, skipped) = load_image_set(path)
+            return ImageSet(**fields), _Source(root, synthetic, skipped)
+        except ValueError as err:
+            warnings.warn(f"{err}; rebuilding it", RuntimeWarning, stacklevel=2)
     data, ds = (load_cq500 if name == "cq500" else load_deeplesion)(exp)
-    out = (data, _Source(str(ds.root), bool(ds.synthetic), list(ds.skipped)))
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return out
+    source = _Source(str(ds.root), bool(ds.synthetic), list(ds.skipped))
+    save_image_set(path, data, source.root, source.synthetic, source.skipped)
+    return data, source
 
 
 def load(exp: Experiment) -> dict[str, ImageSet]:
