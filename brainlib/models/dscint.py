@@ -24,7 +24,8 @@ being "spatial and channel". Everything else is a reading, stated in `DSCINT_CON
 
 Baselines (AlexNet, ResNet-18, VGG-16 with BatchNorm, DenseNet-121 in torchvision's layouts;
 Inception-v4 from timm), adapted to the two-view input and four classes; `width` < 1 scales
-their channel counts for CPU profiles (Inception-v4 has no such knob). timm's Inception-v4 needs
+their channel counts for CPU profiles (timm's Inception-v4 has no such knob: below width 1 it is
+rebuilt from timm's own blocks with scaled channels, `brainlib.models.dscint_inception`). It needs
 an input side of at least 75 px (`INCEPTION_MIN_SIDE`, measured: its valid-padded stem and
 reductions leave nothing of 74 px); a smaller input is upsampled (bilinear, aspect kept) to it
 by a forward pre-hook, which does nothing at the full profile's 256 x 128. They start from random
@@ -345,16 +346,20 @@ def densenet121(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
 @register_model("lin2021_inception_v4", paper="lin2021")
 def inception_v4(num_classes: int = 4, in_channels: int = 2, width: float = 1.0,
                  weights: str | None = None, **_: Any) -> nn.Module:
-    """timm's Inception-v4; it has no width multiplier, so `width` must be 1. Inputs with a side
-    below `INCEPTION_MIN_SIDE` are upsampled to it (`model.input_note` says so)."""
-    import timm
+    """timm's Inception-v4 (`timm.create_model("inception_v4")` at width 1; below 1 the same
+    network built from timm's blocks with every channel count x `width`,
+    `brainlib.models.dscint_inception.scaled_inception_v4`). Inputs with a side below
+    `INCEPTION_MIN_SIDE` are upsampled to it (`model.input_note` says so)."""
+    if width == 1.0:
+        import timm
 
-    if width != 1.0:
-        raise ValueError(f"Inception-v4 (timm) has no width multiplier; got width={width}")
+        model = timm.create_model("inception_v4", pretrained=False, num_classes=num_classes,
+                                  in_chans=in_channels)
+    else:
+        from brainlib.models.dscint_inception import scaled_inception_v4
 
-    model = timm.create_model("inception_v4", pretrained=False, num_classes=num_classes,
-                              in_chans=in_channels)
+        model = scaled_inception_v4(num_classes, in_channels, width)
     model.register_forward_pre_hook(_upsample_to_min_side(INCEPTION_MIN_SIDE))
     model.input_note = (f"inputs with a side < {INCEPTION_MIN_SIDE} px upsampled (bilinear) to "  # type: ignore[attr-defined]
                         f"{INCEPTION_MIN_SIDE} px, Inception-v4's smallest")
-    return _finish(model, "Inception-v4 (timm)", weights)
+    return _finish(model, _label("Inception-v4 (timm)", width), weights)

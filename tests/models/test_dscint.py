@@ -58,9 +58,28 @@ def test_models_run_on_two_views(name):
     assert "random initialisation" in model.init_note
 
 
-def test_inception_v4_has_no_width_knob():
-    with pytest.raises(ValueError, match="width"):
-        create_model("lin2021_inception_v4", width=0.5)
+def test_inception_v4_width_scales_timms_own_network():
+    """Below width 1 Inception-v4 is rebuilt from timm's blocks: at width 1 that rebuild has
+    exactly the tensors (names, shapes) of timm's `inception_v4`; at 0.25 every tensor shrinks
+    by the width (a quarter of the channels), the depth stays; a width that cannot scale every
+    channel count exactly is refused."""
+    import timm
+
+    from brainlib.models.dscint_inception import ScaledInceptionV4
+
+    ours = ScaledInceptionV4(4, 2, 1.0).state_dict()
+    theirs = timm.create_model("inception_v4", pretrained=False, num_classes=4, in_chans=2).state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].shape == theirs[k].shape for k in ours)
+    slim = create_model("lin2021_inception_v4", width=0.25)
+    small = slim.state_dict()
+    assert list(small) == list(theirs)  # same layers, same names
+    w = "features.21.branch2_2.conv.weight"  # Inception-C, 448 -> 512 channels at width 1
+    assert small[w].shape[:2] == (128, 112) and theirs[w].shape[:2] == (512, 448)
+    assert slim.num_features == 384 and slim(torch.randn(2, 2, 128, 64)).shape == (2, 4)
+    assert "width 0.25" in slim.init_note and "upsampled" in slim.input_note
+    with pytest.raises(ValueError, match="whole number"):
+        create_model("lin2021_inception_v4", width=0.3)
 
 
 def test_local_weights_load_matching_tensors(tmp_path):

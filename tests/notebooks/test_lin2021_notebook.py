@@ -49,8 +49,12 @@ def test_notebook_smoke_run(tmp_path, brainlib_kernel, monkeypatch):
                         parameters={"profile": "smoke", "out_dir": str(out)}, progress_bar=False)
     seconds = time.perf_counter() - t0
     tables = {p.stem for p in (out / "tables").glob("*.csv")}
-    assert {"data", "abstract_metrics", "comparison", "per_class", "leakage", "claims", "settings",
-            "instrument_checks"} <= tables
+    assert {"data", "abstract_metrics", "comparison", "per_class", "fixed_location", "leakage",
+            "claims", "settings", "instrument_checks"} <= tables
+    leakage = pd.read_csv(out / "tables" / "leakage.csv")
+    assert "augmented test minus leakage-free" in set(leakage["test images"])
+    fixed = pd.read_csv(out / "tables" / "fixed_location.csv")
+    assert set(fixed["metric"]) == {"recall", "f1"} and fixed["bootstrap p"].between(0, 1).all()
     for stem in ("fig_examples", "fig_confusion", "fig_attention", "fig_training"):
         assert (out / "figures" / f"{stem}.png").exists()
     manifest = json.loads((out / "manifest.json").read_text())

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from brainlib.metrics import bootstrap_ci, paired_bootstrap
+from brainlib.metrics import paired_bootstrap
 from brainlib.models.dscint import BASELINES, count_structure
-from brainlib.papers.lin2021.tables import METRICS, metric_fn, thyroid_gap, with_ci
+from brainlib.papers.lin2021.settings import EVALUATION_LABELS
+from brainlib.papers.lin2021.tables import (METRICS, gap_test, head_notes, metric_fn, thyroid_gap,
+                                            with_ci)
 from brainlib.papers.lin2021.train import DSCINT, ModelResult
 
 STRUCTURE_CLAIMS: dict[str, str] = {
@@ -66,14 +68,11 @@ def _record_best_baseline(exp: Any, results: dict[tuple[str, str], ModelResult],
                    f"({len(others)} of {len(BASELINES)} trained, {ev}"
                    + (f"; not run: {', '.join(BASELINES[b][0] for b in exp.settings.not_run)}"
                       if exp.settings.not_run else "")
-                   + "; same training budget for all); paired bootstrap by patient")
+                   + "; same training budget for all); paired bootstrap by patient"
+                   + "".join(f". {n}" for n in head_notes(results) if n.startswith(EVALUATION_LABELS[ev])))
 
 
 def _record_thyroid(exp: Any, r: ModelResult) -> None:
-    ci = bootstrap_ci(thyroid_gap, r.y_true, r.y_score, n_boot=exp.settings.n_boot, seed=exp.seed,
-                      groups=r.patients)
-    reps = ci.replicates[np.isfinite(ci.replicates)]
-    d = ci.estimate
-    p = float((1 + np.sum(np.abs(reps - d) >= abs(d))) / (1 + reps.size)) if reps.size else np.nan
-    exp.claims.add("cmp/abstract/thyroid_vs_bone_lesions/accuracy", d, (ci.low, ci.high), p_value=p,
+    d, lo, hi, p = gap_test(r, thyroid_gap, exp.settings.n_boot, exp.seed)
+    exp.claims.add("cmp/abstract/thyroid_vs_bone_lesions/accuracy", d, (lo, hi), p_value=p,
                    note="per-class recall: thyroid carcinoma minus mean of metastasis, arthritis")

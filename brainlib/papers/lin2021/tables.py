@@ -117,6 +117,30 @@ def comparison_table(results: dict[tuple[str, str], ModelResult], n_boot: int, s
     return pd.DataFrame(rows)
 
 
+def head_notes(results: dict[tuple[str, str], ModelResult]) -> list[str]:
+    """Per evaluation with a head control: does Dscint still beat the best classical network
+    when it ends with their global average pooling? (Its flatten head was chosen for it alone.)"""
+    from brainlib.models.dscint import BASELINES
+    from brainlib.papers.lin2021.train import control_name
+
+    acc = metric_fn("accuracy")
+    notes = []
+    for (ev, name), r in results.items():
+        control = results.get((ev, control_name("avg")))
+        others = [o for (e, n), o in results.items() if e == ev and n in BASELINES]
+        if name != DSCINT or control is None or not others:
+            continue
+        best = max(others, key=lambda o: acc(o.y_true, o.y_score))
+        d, c, b = (acc(x.y_true, x.y_score) for x in (r, control, best))
+        verdict = ("below the best classical network: Dscint's lead here rests on the flatten head "
+                   "chosen for it alone" if c < b else
+                   "still at or above the best classical network: the lead does not rest on the head alone")
+        notes.append(f"{EVALUATION_LABELS[ev]}: Dscint with the classical networks' global average "
+                     f"pooling head reached accuracy {c:.4f} against {d:.4f} with its flatten head and "
+                     f"{b:.4f} for the best classical network ({best.label}), {verdict}")
+    return notes
+
+
 def _epochs(best: int | tuple[int, ...]) -> str:
     """The tested epoch, or one per fold ("4/7/5/...") with cross-validation."""
     return "/".join(map(str, best)) if isinstance(best, tuple) else str(best)
@@ -126,6 +150,47 @@ def thyroid_gap(y: np.ndarray, s: np.ndarray) -> float:
     """Recall of thyroid carcinoma minus the mean recall of metastasis and arthritis."""
     m = macro_metrics(y, s)
     return m["recall_thyroid_carcinoma"] - float(np.mean([m[f"recall_{c}"] for c in BONE_CLASSES]))
+
+
+def f1_gap(y: np.ndarray, s: np.ndarray) -> float:
+    """F1 of thyroid carcinoma minus the mean F1 of metastasis and arthritis."""
+    m = macro_metrics(y, s)
+    return m["f1_thyroid_carcinoma"] - float(np.mean([m[f"f1_{c}"] for c in BONE_CLASSES]))
+
+
+def gap_test(r: ModelResult, gap: Callable[[np.ndarray, np.ndarray], float], n_boot: int,
+             seed: int) -> tuple[float, float, float, float]:
+    """(difference, CI low, CI high, two-sided p) of a fixed-minus-non-fixed `gap`, bootstrap by
+    patient; p as the paired bootstrap's (Efron & Tibshirani 1993, 16.4): the share of centred
+    replicates at least as far from 0 as the observed difference."""
+    ci = bootstrap_ci(gap, r.y_true, r.y_score, n_boot=n_boot, seed=seed, groups=r.patients)
+    reps = ci.replicates[np.isfinite(ci.replicates)]
+    d = ci.estimate
+    p = float((1 + np.sum(np.abs(reps - d) >= abs(d))) / (1 + reps.size)) if reps.size else np.nan
+    return d, ci.low, ci.high, p
+
+
+def fixed_location_table(results: dict[tuple[str, str], ModelResult], n_boot: int,
+                         seed: int) -> pd.DataFrame:
+    """The abstract's "better on fixed-location lesions (thyroid carcinoma) than on non-fixed
+    ones (in bone)" as a test: Dscint's thyroid-carcinoma recall (and F1) minus the mean over
+    metastasis and arthritis, bootstrap CI and p by patient, per evaluation."""
+    rows = []
+    for (evaluation, name), r in results.items():
+        if name != DSCINT:
+            continue
+        m = macro_metrics(r.y_true, r.y_score)
+        for metric, gap in (("recall", thyroid_gap), ("f1", f1_gap)):
+            d, lo, hi, p = gap_test(r, gap, n_boot, seed)
+            rows.append({"evaluation": EVALUATION_LABELS[evaluation], "metric": metric,
+                         "thyroid carcinoma (fixed)": round(m[f"{metric}_thyroid_carcinoma"], 4),
+                         "metastasis, arthritis (non-fixed, mean)":
+                             round(float(np.mean([m[f"{metric}_{c}"] for c in BONE_CLASSES])), 4),
+                         "fixed - non-fixed": _cell(d, lo, hi), "bootstrap p": round(p, 4),
+                         "n test (thyroid / non-fixed)":
+                             f"{int((r.y_true == BONESCAN_CLASSES.index('thyroid_carcinoma')).sum())} / "
+                             f"{int(np.isin(r.y_true, [BONESCAN_CLASSES.index(c) for c in BONE_CLASSES]).sum())}"})
+    return pd.DataFrame(rows)
 
 
 def per_class_table(results: dict[tuple[str, str], ModelResult]) -> pd.DataFrame:
@@ -165,7 +230,38 @@ def leakage_table(results: dict[tuple[str, str], ModelResult], leaks: dict[str, 
                     sub = _masked(r, mask)
                     row[metric] = _cell(*with_ci(sub, METRICS[metric], n_boot, seed))
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows + _inflation_rows(results, leaks, n_boot, seed))
+
+
+def _difference(a: ModelResult, b: ModelResult, key: str, n_boot: int, seed: int) -> str:
+    """metric(a) - metric(b) on two different test sets: independent bootstraps by patient,
+    percentile CI of the replicate differences."""
+    ra = bootstrap_ci(metric_fn(key), a.y_true, a.y_score, n_boot=n_boot, seed=seed, groups=a.patients)
+    rb = bootstrap_ci(metric_fn(key), b.y_true, b.y_score, n_boot=n_boot, seed=seed + 1, groups=b.patients)
+    diff = ra.replicates - rb.replicates
+    diff = diff[np.isfinite(diff)]
+    lo, hi = np.percentile(diff, [2.5, 97.5]) if diff.size else (np.nan, np.nan)
+    return f"{ra.estimate - rb.estimate:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def _inflation_rows(results: dict[tuple[str, str], ModelResult], leaks: dict[str, pd.DataFrame],
+                    n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """How much the paper's evaluation inflates Dscint's numbers: augmented test minus
+    leakage-free, and within the augmented test, images whose scan was trained on minus the
+    others (each a difference with a 95 % bootstrap CI)."""
+    rows = []
+    aug, free = results.get(("augmented_test", DSCINT)), results.get(("leakage_free", DSCINT))
+    if aug is not None and free is not None:
+        rows.append({"evaluation": "inflation", "test images": "augmented test minus leakage-free",
+                     **{m: _difference(aug, free, METRICS[m], n_boot, seed) for m in ("accuracy", "f1")}})
+    if aug is not None:
+        seen = leaks["augmented_test"].set_index("case_id").loc[aug.ids, "scan_in_train"].to_numpy()
+        if 2 <= seen.sum() <= len(seen) - 2:
+            rows.append({"evaluation": "inflation",
+                         "test images": "augmented test: scan also in training minus not",
+                         **{m: _difference(_masked(aug, seen), _masked(aug, ~seen), METRICS[m],
+                                           n_boot, seed) for m in ("accuracy", "f1")}})
+    return rows
 
 
 def _masked(r: ModelResult, mask: np.ndarray) -> ModelResult:

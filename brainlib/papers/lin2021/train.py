@@ -118,10 +118,10 @@ def train_model(exp: Any, split: Split, name: str, keep_model: bool = False) -> 
     result = fit(model, loaders["train"], loaders["val"], losses=[("ce", _ce, 1.0)],
                  epochs=s.epochs, lr=s.lr, weight_decay=s.weight_decay, monitor="accuracy",
                  mode="max", metric_fn=_val_accuracy, activation="softmax", device=exp.device,
-                 seed=exp.seed, progress=False, resume=True,
+                 seed=exp.seed, progress=False, resume=True, channels_last=s.channels_last,
                  checkpoint_dir=ckpt)
     pred = predict(result.model, loaders["test"], activation="softmax", device=exp.device,
-                   keep_extras=False)
+                   keep_extras=False, channels_last=s.channels_last)
     if list(pred.ids) != split.test.ids:
         raise RuntimeError(f"{name}: predictions are not in the test order")
     model = result.model.cpu().eval()
@@ -176,7 +176,7 @@ def step_cost(exp: Any, split: Split, name: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     fit(model, loader, None, losses=[("ce", _ce, 1.0)], epochs=1, lr=s.lr,
         weight_decay=s.weight_decay, device=exp.device, seed=exp.seed, progress=False,
-        max_steps_per_epoch=1, activation="softmax")
+        max_steps_per_epoch=1, activation="softmax", channels_last=s.channels_last)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     steps = s.epochs * math.ceil(len(split.train) / s.batch_size)
     return {"name": name, "label": model_label(name), "evaluation": split.evaluation,

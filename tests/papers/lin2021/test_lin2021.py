@@ -16,7 +16,8 @@ def test_settings_profiles_and_readings():
     full = Lin2021Settings.for_profile("full")
     assert full.evaluations == ("augmented_test", "leakage_free") and not full.deviations()
     quick = Lin2021Settings.for_profile("quick")
-    assert {d.name for d in quick.deviations()} >= {"baselines", "baseline_widths"}
+    assert "baseline_widths" in {d.name for d in quick.deviations()}  # slimmer networks
+    assert "baselines" not in {d.name for d in quick.deviations()}  # all five of the abstract
     assert any(r.name == "n_augment" for r in quick.readings())
     assert Lin2021Settings.for_profile("quick", evaluation="leakage_free").comparison_evaluations == ("leakage_free",)
     with pytest.raises(ValueError):
@@ -146,11 +147,14 @@ def test_profiles_train_every_baseline_they_can_and_say_why_not():
     assert full.baselines == ALL_BASELINES and not full.not_run
     assert all(full.width_of(b) == 1.0 for b in ALL_BASELINES)
     smoke = Lin2021Settings.for_profile("smoke")
-    assert smoke.baselines == ALL_BASELINES and smoke.width_of("lin2021_inception_v4") == 1.0
+    assert smoke.baselines == ALL_BASELINES and smoke.width_of("lin2021_inception_v4") == 0.125
     quick = Lin2021Settings.for_profile("quick")
-    assert set(quick.baselines) == set(ALL_BASELINES) - {"lin2021_inception_v4"}
-    assert quick.not_run == ("lin2021_inception_v4",) and "Inception-v4" in quick.not_run_reason
+    assert quick.baselines == ALL_BASELINES and not quick.not_run  # all five classical networks
+    assert quick.width_of("lin2021_inception_v4") == quick.width_of("lin2021_alexnet") == 0.25
     assert quick.width_of("lin2021_vgg16") < quick.width_of("lin2021_alexnet") < 1.0
+    assert "Inception-v4" in quick.widths_reason and quick.channels_last
+    with pytest.raises(ValueError, match="whole number"):  # refused before any training
+        Lin2021Settings.for_profile("quick", baseline_widths=(("lin2021_inception_v4", 0.3),))
     assert quick.dscint_controls == ("avg",) and quick.measure_not_run
     with pytest.raises(ValueError, match="unknown baselines"):
         Lin2021Settings.for_profile("quick", baselines=("lin2021_resnet50",))
@@ -205,12 +209,72 @@ def test_comparison_table_rows_budget_and_not_run():
 
 def test_setup_states_widths_not_run_and_budget(tmp_path):
     from brainlib.papers import lin2021
+    from brainlib.papers.lin2021.settings import ALL_BASELINES
 
     quick = lin2021.setup(profile="quick", out_dir=tmp_path / "q", device="cpu")
     text = " ".join(quick.extra_deviations)
     assert "widths" in text and "CPU s per training step" in text
-    assert "not trained: lin2021_inception_v4" in text and "upsampled (bilinear)" not in text
+    assert "not trained" not in text and "upsampled (bilinear)" in text  # Inception-v4 at 128 x 64
     assert any("same training budget" in n for n in quick.notes)
+    left_out = Lin2021Settings.for_profile("quick", baselines=("lin2021_alexnet",))
+    assert left_out.not_run == ALL_BASELINES[1:]  # a profile leaving networks out names them
     smoke = lin2021.setup(profile="smoke", out_dir=tmp_path / "s", device="cpu")
-    assert any("upsampled (bilinear)" in d for d in smoke.extra_deviations)  # Inception-v4 at 128 x 64
+    assert any("upsampled (bilinear)" in d for d in smoke.extra_deviations)
     assert not any("not trained" in d for d in smoke.extra_deviations)
+
+
+def test_fixed_location_table_tests_thyroid_against_bone_lesions():
+    from brainlib.papers.lin2021.tables import fixed_location_table
+
+    y = np.repeat(np.arange(4), 20)  # normal, metastasis, arthritis, thyroid carcinoma
+    s = np.eye(4)[y].copy()
+    s[y == 1] = np.eye(4)[0]  # every metastasis called normal: recall 0
+    s[np.flatnonzero(y == 2)[:10]] = np.eye(4)[0]  # half the arthritis missed: recall 0.5
+    res = {("augmented_test", "lin2021_dscint"): _result("lin2021_dscint", "Dscint", y, s)}
+    table = fixed_location_table(res, n_boot=200, seed=0).set_index("metric")
+    rec = table.loc["recall"]
+    assert rec["thyroid carcinoma (fixed)"] == 1.0
+    assert rec["metastasis, arthritis (non-fixed, mean)"] == 0.25
+    assert rec["fixed - non-fixed"].startswith("0.7500") and rec["bootstrap p"] < 0.05
+    assert rec["n test (thyroid / non-fixed)"] == "20 / 40"
+    even = {("augmented_test", "lin2021_dscint"): _result("lin2021_dscint", "Dscint", y, np.eye(4)[y])}
+    flat = fixed_location_table(even, n_boot=50, seed=0).set_index("metric").loc["recall"]
+    assert flat["fixed - non-fixed"].startswith("0.0000") and flat["bootstrap p"] == 1.0
+
+
+def test_head_notes_say_whether_the_lead_rests_on_the_head():
+    from brainlib.papers.lin2021.tables import head_notes
+
+    y = np.repeat(np.arange(4), 10)
+    rng = np.random.default_rng(0)
+    good, half = np.eye(4)[y], np.eye(4)[np.where(np.arange(40) % 2 == 0, y, (y + 1) % 4)]
+    bad = rng.random((40, 4))
+    res = {("augmented_test", "lin2021_dscint"): _result("lin2021_dscint", "Dscint", y, good),
+           ("augmented_test", "lin2021_dscint_avghead"): _result("lin2021_dscint_avghead", "c", y, bad),
+           ("augmented_test", "lin2021_alexnet"): _result("lin2021_alexnet", "AlexNet", y, half)}
+    (note,) = head_notes(res)
+    assert "rests on the flatten head" in note and "AlexNet" in note and "0.5000" in note
+    res[("augmented_test", "lin2021_dscint_avghead")] = _result("lin2021_dscint_avghead", "c", y, good)
+    assert "does not rest on the head alone" in head_notes(res)[0]
+    del res[("augmented_test", "lin2021_dscint_avghead")]
+    assert head_notes(res) == []  # no control trained: nothing to say
+
+
+def test_leakage_table_reports_the_inflation():
+    import pandas as pd
+
+    from brainlib.papers.lin2021.tables import leakage_table
+
+    y = np.repeat(np.arange(4), 10)
+    seen = np.arange(40) % 2 == 0
+    s_aug = np.where(seen[:, None], np.eye(4)[y], np.eye(4)[(y + 1) % 4])  # right iff scan seen
+    aug = _result("lin2021_dscint", "Dscint", y, s_aug)
+    free = _result("lin2021_dscint", "Dscint", y, np.eye(4)[(y + 1) % 4])
+    free.evaluation = "leakage_free"
+    leaks = {"augmented_test": pd.DataFrame({"case_id": aug.ids, "scan_in_train": seen}),
+             "leakage_free": pd.DataFrame({"case_id": free.ids, "scan_in_train": False})}
+    table = leakage_table({("augmented_test", "lin2021_dscint"): aug,
+                           ("leakage_free", "lin2021_dscint"): free}, leaks, n_boot=100, seed=0)
+    infl = table[table["evaluation"] == "inflation"].set_index("test images")
+    assert infl.loc["augmented test minus leakage-free", "accuracy"].startswith("+0.5000")
+    assert infl.loc["augmented test: scan also in training minus not", "accuracy"].startswith("+1.0000")
