@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from brainlib.data import RSNADataset
+from brainlib.data.rsna import IMAGE_DIR
 from brainlib.data.classes import RSNA_SHORT, RSNA_SUBTYPES
 from brainlib.data.roots import data_root_for
 from brainlib.data.synth import ensure_phantoms, load_truth
@@ -23,6 +24,8 @@ from brainlib.engine import kfold_split
 from brainlib.experiment import Experiment
 from brainlib.io import read_header
 from brainlib.localize import BOX_COLUMNS, load_box_csv, mask_boxes
+from brainlib.papers.he2024.cache_space import check_cache_space
+from brainlib.paths import cache_dir
 
 
 @dataclass
@@ -70,19 +73,23 @@ def _dataset_root(exp: Experiment) -> Path:
     return Path(ensure_phantoms("rsna", **exp.settings.phantom(exp.seed)))
 
 
-def prepare_data(exp: Experiment, workers: int = 0) -> He2024Data:
+def prepare_data(exp: Experiment, workers: int = 0, cache: bool = True) -> He2024Data:
     """RSNA layout (phantoms unless `data_root`) -> HU cache -> stratified split.
 
     The test split is stratified by subtype (iterative multi-label stratification,
     `brainlib.engine.kfold_split`), grouped by study when `split_unit == "study"`; the
     validation split is carved from the rest the same way. The data source of the run is
     set from the files' phantom mark; skipped files go to the run's skipped.csv.
+    `cache=True` first checks that the HU cache fits on its disk (`CacheSpaceError`);
+    `cache=False` reads every DICOM on each access instead.
     """
     s = exp.settings
     with exp.timed("data"):
         root = _dataset_root(exp)
+        if cache:
+            check_cache_space(root / IMAGE_DIR, cache_dir("slices"), s.image_size, s.max_studies)
         ds = RSNADataset(root, view="slice", windows=None, size=s.image_size,
-                         max_studies=s.max_studies, seed=exp.seed, cache=True, workers=workers)
+                         max_studies=s.max_studies, seed=exp.seed, cache=cache, workers=workers)
         exp.skipped(ds.skipped)
         if len(ds) == 0:
             raise ValueError(f"{root}: no usable RSNA slice (see skipped.csv)")
@@ -91,9 +98,37 @@ def prepare_data(exp: Experiment, workers: int = 0) -> He2024Data:
         if truth is not None:
             apply_label_rule(exp, ds, truth)
         train, val, test = split(ds, s.test_fraction, s.val_fraction, s.split_unit, exp.seed)
+        if s.train_negatives is not None:
+            n_all = len(train)
+            train = informative_slices(ds.labels, train, s.train_negatives, exp.seed)
+            exp.note(f"Training slices: {len(train)} of the training split's {n_all} (every "
+                     f"slice with a certain lesion, {s.train_negatives:g} lesion-free slices "
+                     f"per such slice drawn at random; setting train_negatives)")
         data = He2024Data(root, ds, train, val, test, truth)
         data.boxes = ground_truth_boxes(exp, data)
     return data
+
+
+def informative_slices(labels: np.ndarray, rows: np.ndarray, negatives_per_positive: float,
+                       seed: int) -> np.ndarray:
+    """`rows` cut to every slice with a certain lesion (some label 1) plus about
+    `negatives_per_positive` lesion-free slices (every label a certain 0) per such slice, drawn
+    without replacement with `seed`; slices whose only lesions are uncertain (NaN) are left
+    out (they carry nothing but zeros of other classes). Sorted dataset rows.
+
+    Why: most slices of a phantom (or real) head are lesion-free, so a CPU-sized budget spent
+    on all of them sees each lesion few times; the AUC does not depend on the class prior.
+    """
+    if negatives_per_positive < 0:
+        raise ValueError(f"negatives_per_positive must be >= 0, got {negatives_per_positive}")
+    rows = np.asarray(rows)
+    lab = np.asarray(labels)[rows]
+    positive = np.nansum(lab, axis=1) > 0
+    negative = ~positive & ~np.isnan(lab).any(axis=1)
+    neg_rows = rows[negative]
+    n_neg = min(len(neg_rows), int(round(negatives_per_positive * positive.sum())))
+    picked = np.random.default_rng(seed).choice(neg_rows, size=n_neg, replace=False)
+    return np.sort(np.concatenate([rows[positive], picked])).astype(rows.dtype)
 
 
 def phantom_data(exp: Experiment, difficulty: float, workers: int = 0) -> He2024Data:

@@ -54,6 +54,10 @@ class He2024Settings(Settings):
                                  "subtype")
     split_unit: str = paper("slice", "Sec. 3: 1 % of the sections sampled (quick/smoke split "
                             "whole studies: no study in both train and test)")
+    train_negatives: float | None = paper(None, "Sec. 2.2.2: trained on every training "
+                                          "slice (None); quick trains on every slice with a "
+                                          "certain lesion plus this many random lesion-free "
+                                          "slices per such slice")
     val_fraction: float = ours(0.1, "the paper's validation split size is not stated; 10 % "
                                "of training data")
     # localisation (Sec. 2.1.3, Sec. 2.2.2)
