@@ -186,7 +186,8 @@ def fixed_location_table(results: dict[tuple[str, str], ModelResult], n_boot: in
                          "thyroid carcinoma (fixed)": round(m[f"{metric}_thyroid_carcinoma"], 4),
                          "metastasis, arthritis (non-fixed, mean)":
                              round(float(np.mean([m[f"{metric}_{c}"] for c in BONE_CLASSES])), 4),
-                         "fixed - non-fixed": _cell(d, lo, hi), "bootstrap p": round(p, 4),
+                         "fixed - non-fixed": round(d, 4), "95 % CI": f"[{lo:.4f}, {hi:.4f}]",
+                         "bootstrap p": round(p, 4),
                          "n test (thyroid / non-fixed)":
                              f"{int((r.y_true == BONESCAN_CLASSES.index('thyroid_carcinoma')).sum())} / "
                              f"{int(np.isin(r.y_true, [BONESCAN_CLASSES.index(c) for c in BONE_CLASSES]).sum())}"})
