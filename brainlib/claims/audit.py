@@ -54,6 +54,7 @@ from brainlib.claims.formula import parse_formula
 from brainlib.claims.intervals import (cohen_kappa, corners, fmt, interval_text, macro_rule,
                                        rounding_rule)
 from brainlib.claims.schema import Claim, PaperClaims, load_paper
+from brainlib.report.tables import to_csv_text
 
 AUDIT_COLUMNS = ["check", "kind", "severity", "status", "group", "size", "unit", "relative_size",
                  "explained_by", "claims", "stated", "computed", "stated_interval",
@@ -369,6 +370,6 @@ def audit(paper: str | Path, out_dir: str | Path | None = None) -> pd.DataFrame:
     found = rank(checks[checks["status"] == "inconsistent"])
     if out_dir is not None:
         tables = Path(out_dir) / pc.paper / "tables"
-        atomic_write(tables / "audit.csv", found.to_csv(index=False))
-        atomic_write(tables / "audit_checks.csv", checks.to_csv(index=False))
+        atomic_write(tables / "audit.csv", to_csv_text(found))
+        atomic_write(tables / "audit_checks.csv", to_csv_text(checks))
     return found

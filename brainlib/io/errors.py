@@ -84,11 +84,14 @@ class Skipped:
 
 def write_skipped(skipped: Iterable[Skipped], csv_path: str | PathLike[str]) -> Path:
     """Write the skipped list as CSV (`path,error,reason`), atomically; an empty list still
-    writes the header so a run's outputs always show that nothing was dropped."""
+    writes the header so a run's outputs always show that nothing was dropped. Cells that
+    could start a spreadsheet formula (a file named ``=cmd().dcm``) are neutralised."""
+    from brainlib.report.tables import neutralise_cell  # lazy: the report is not an io dependency
+
     with atomic_path(csv_path, fsync=False) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "error", "reason"])
             for item in skipped:
-                writer.writerow([item.path, item.error, item.reason])
+                writer.writerow([neutralise_cell(str(v)) for v in (item.path, item.error, item.reason)])
     return Path(csv_path)

@@ -2,6 +2,7 @@
 matplotlib figure instead when no Jupyter frontend will render widgets (papermill)."""
 from __future__ import annotations
 
+import html
 import os
 from typing import Any
 
@@ -41,7 +42,7 @@ class Viewer:
 
     def readout_html(self) -> str:
         """The readout as shown in the widget (subclasses may add lines)."""
-        return f"<code>{self.readout()}</code>"
+        return f"<code>{html.escape(self.readout())}</code>"
 
     def figure(self) -> Any:
         raise NotImplementedError

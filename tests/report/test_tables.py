@@ -84,3 +84,21 @@ def test_report_reads_csvs_bounded_with_typed_errors(tmp_path, monkeypatch):
     (tmp_path / "he2024" / "status.json").write_text('{"status": "ok"}')
     with pytest.raises(CsvLimitError, match="skipped.csv"):  # the report names the file
         paper_section("he2024", tmp_path / "he2024", None)
+
+
+def test_skipped_list_and_viewer_readout_are_neutralised(tmp_path):
+    """A file named like a formula stays text in skipped.csv; a readout never carries markup."""
+    from brainlib.io import Skipped, write_skipped
+    from brainlib.widgets.base import Viewer
+
+    out = write_skipped([Skipped("=HYPERLINK(evil).dcm", "NotCTError", "-modality MR")],
+                        tmp_path / "skipped.csv")
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("'=HYPERLINK") and ",'-modality MR" in rows[1]
+
+    class _Plain(Viewer):
+        def readout(self) -> str:
+            return "class <img src=x onerror=alert(1)>"
+
+    html = _Plain.readout_html(object.__new__(_Plain))
+    assert "<img" not in html and "&lt;img" in html
