@@ -143,6 +143,8 @@ def phantom_data(exp: Experiment, difficulty: float, workers: int = 0) -> He2024
     if truth.label_size == s.image_size:
         ds.labels = truth_labels(ds, truth)
     train, val, test = split(ds, s.test_fraction, s.val_fraction, s.split_unit, exp.seed)
+    if s.train_negatives is not None:
+        train = informative_slices(ds.labels, train, s.train_negatives, exp.seed)
     return He2024Data(root, ds, train, val, test, truth)
 
 

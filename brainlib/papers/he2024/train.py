@@ -73,11 +73,13 @@ def _val_metric(pred: Any) -> dict[str, float]:
 
 
 def make_loaders(exp: Experiment, data: He2024Data) -> dict:
-    """Train (shuffled with the run's seed), validation and test loaders."""
+    """Train (shuffled with the run's seed), validation and test loaders; evaluation runs in
+    batches of `eval_batch_size` (no gradients: larger batches only save time)."""
     bs = exp.settings.batch_size
+    ebs = exp.settings.eval_batch_size or bs
     return {"train": make_loader(data.subset("train"), bs, shuffle=True, seed=exp.seed),
-            "val": make_loader(data.subset("val"), bs),
-            "test": make_loader(data.subset("test"), bs)}
+            "val": make_loader(data.subset("val"), ebs),
+            "test": make_loader(data.subset("test"), ebs)}
 
 
 def build_model(exp: Experiment, name: str) -> torch.nn.Module:

@@ -18,18 +18,19 @@ def test_full_profile_is_the_paper():
         "hu_scale", "monitor", "ap_recall_points"}
     assert full.threads is None and full.channels_last
     assert not full.batch_norm and full.window_lr is None and full.phantom_difficulty == 0.5
+    assert full.train_negatives is None and full.label_min_pixels == 8  # every slice, as written
 
 
 @pytest.mark.parametrize("profile, values", [
-    ("quick", dict(epochs=4, batch_size=8, lr_step=3, image_size=64, backbone_width=0.125,
-                   batch_norm=True, window_lr=1e-4,
+    ("quick", dict(epochs=8, batch_size=8, lr_step=6, image_size=64, backbone_width=0.125,
+                   batch_norm=True, window_lr=1e-4, train_negatives=1.0, eval_batch_size=64,
                    max_studies=None, test_fraction=0.25, split_unit="study", val_fraction=0.2,
                    max_steps_per_epoch=None, phantom_studies=96, phantom_size=128,
-                   phantom_difficulty=0.0, label_min_pixels=8, n_boot=200, min_positives=5,
+                   phantom_difficulty=0.0, label_min_pixels=16, n_boot=200, min_positives=5,
                    n_fig_cases=4, threads=1, channels_last=True)),
     ("smoke", dict(epochs=1, batch_size=16, lr_step=1, image_size=32, backbone_width=0.0625,
                    max_studies=None, test_fraction=0.34, split_unit="study", val_fraction=0.25,
-                   max_steps_per_epoch=4, phantom_studies=6, phantom_size=64,
+                   max_steps_per_epoch=4, phantom_studies=6, phantom_size=64, train_negatives=None,
                    phantom_difficulty=0.5, label_min_pixels=8, n_boot=50, min_positives=2,
                    n_fig_cases=2, threads=1, channels_last=True)),
 ])
@@ -39,7 +40,8 @@ def test_profiles_keep_the_values_of_the_pipeline(profile, values):
     assert s.phantom(3) == {"n_studies": values["phantom_studies"],
                             "size": values["phantom_size"],
                             "difficulty": values["phantom_difficulty"], "seed": 3,
-                            "label_size": values["image_size"], "label_min_pixels": 8}
+                            "label_size": values["image_size"],
+                            "label_min_pixels": values["label_min_pixels"]}
     devs = {d.name for d in s.deviations()}
     assert {"batch_norm", "window_lr"} <= devs  # CPU-profile changes, declared
 
