@@ -113,8 +113,8 @@ class He2024Settings(Settings):
         # 0.889 with the same slice selection and 4 epochs, 16 px with 5 epochs
         # 0.893/0.896/0.978), training on every slice with a certain lesion plus as many
         # random lesion-free ones (train_negatives 1: 400-590 slices instead of ~1900), 8
-        # epochs (lr / 10 after 6): Any 0.929/0.946/see PERFORMANCE on seeds 0/1/2 at
-        # 34-38 CPU s a training (load 7-10). batch 8 is the paper's.
+        # epochs (lr / 10 after 6): Any 0.929/0.946/0.981, mean 0.893/0.912/0.942 on seeds
+        # 0/1/2 at 34-47 CPU s a training (load 6-10). batch 8 is the paper's.
         "quick": {
             "epochs": 8, "lr_step": 6, "image_size": 64,
             "backbone_width": 0.125, "batch_norm": True, "window_lr": 1e-4,
