@@ -87,3 +87,16 @@ def test_cache_space_counts_max_studies_and_existing_caches(tmp_path, monkeypatc
     assert check_cache_space(image_dir, cache, 64) == 200 * 64 * 64 * 2  # cache exists
     with pytest.raises(CacheSpaceError):
         check_cache_space(image_dir, cache, 128)                  # not at this size
+
+
+def test_evaluation_loaders_use_the_eval_batch_size():
+    from types import SimpleNamespace
+
+    from brainlib.papers.he2024.train import make_loaders
+
+    data = SimpleNamespace(subset=lambda part: list(range(100)))
+    for ebs, want in ((64, 64), (None, 8)):
+        exp = SimpleNamespace(settings=SimpleNamespace(batch_size=8, eval_batch_size=ebs), seed=0)
+        loaders = make_loaders(exp, data)
+        assert loaders["train"].batch_size == 8
+        assert loaders["val"].batch_size == loaders["test"].batch_size == want
