@@ -18,7 +18,9 @@ attention mechanism").
 
 Widths: ``widths`` (default Table 1's 64/128/256/512) and the detector's head sizes may be
 reduced for CPU profiles; that is a declared deviation of the run, not of this file.
-Random initialisation (no pretrained weights are downloaded).
+No pretrained weights are downloaded: networks start from random initialisation, and a Mask
+R-CNN's backbone can be initialised from a trained classifier of the same variant
+(:func:`init_backbone`, :data:`MASKRCNN_BACKBONES`), the usual ImageNet-style transfer.
 """
 from __future__ import annotations
 
@@ -41,8 +43,9 @@ from brainlib.layers.deformable import DeformConv2d
 from brainlib.layers.tccbam import TCCBAM
 from brainlib.models._registry import register_model
 
-__all__ = ["DEPTHS", "MaskRCNNClassifier", "YinResNet", "YinRoIHeads", "build_maskrcnn",
-           "build_resnet", "image_decision", "laplace_dice_loss", "yin_mask_loss", "YIN2024_CONFIG"]
+__all__ = ["DEPTHS", "MASKRCNN_BACKBONES", "MaskRCNNClassifier", "YinResNet", "YinRoIHeads", "build_maskrcnn",
+           "build_resnet", "image_decision", "init_backbone", "laplace_dice_loss", "yin_mask_loss",
+           "YIN2024_CONFIG"]
 
 #: Block type and blocks per stage of each depth (torchvision's, [1, 1, 1, 1] for ResNet-10).
 DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
@@ -240,8 +243,9 @@ def build_maskrcnn(num_classes: int, *, deformable: bool = True, attention: str 
 
     ``num_classes`` counts the background (lesion classes + 1). ``image_size`` fixes
     torchvision's resize (min = max size) so images are used at their given size.
-    ``anchor_sizes``: one anchor side per FPN level (torchvision's default 32-512 px suits
-    800 px images; small inputs need smaller anchors or lesions never match one).
+    ``anchor_sizes``: the anchor side(s) of each FPN level, an int or a tuple of ints (the same
+    count on every level; torchvision's default 32-512 px suits 800 px images; small inputs need
+    smaller anchors or lesions never match one).
     """
     body = YinResNet(10, 1, deformable=deformable, attention=attention, widths=widths,
                      in_channels=in_channels)
@@ -250,7 +254,8 @@ def build_maskrcnn(num_classes: int, *, deformable: bool = True, attention: str 
                                [w * mult for w in widths], fpn_channels)
     box_head = TwoMLPHead(fpn_channels * 7 * 7, head_dim)
     mask_head = MaskRCNNHeads(fpn_channels, (mask_dim,) * 4, 1)
-    anchors = AnchorGenerator(tuple((int(a),) for a in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    sizes = tuple(tuple(int(x) for x in a) if isinstance(a, (tuple, list)) else (int(a),) for a in anchor_sizes)
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     model = MaskRCNN(backbone, num_classes=None, min_size=image_size, max_size=image_size,
                      rpn_anchor_generator=anchors,
                      image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels,
@@ -278,6 +283,35 @@ def image_decision(detections: list[dict[str, torch.Tensor]], num_classes: int) 
         for label, score in zip(det["labels"].tolist(), det["scores"].tolist()):
             out[b, label] = max(out[b, label].item(), score)
     return out
+
+
+#: Table 6 row -> the Table 1 classifier whose trained stem and stages initialise its backbone
+#: (same deformable convolutions and attention, so every tensor has a counterpart).
+MASKRCNN_BACKBONES: dict[str, str] = {
+    "maskrcnn": "yin2024_resnet10", "maskrcnn_dc": "yin2024_dresnet10",
+    "maskrcnn_am": "yin2024_tccbam_resnet10", "maskrcnn_dc_am": "yin2024_tccbam_dresnet10",
+}
+
+
+def init_backbone(detector: "MaskRCNNClassifier | MaskRCNN", classifier: YinResNet) -> list[str]:
+    """Copy a trained classifier's stem (conv1, bn1) and four stages into a Mask R-CNN's backbone
+    body, as a detector's backbone normally starts from ImageNet weights; FPN, RPN and heads stay
+    at their random initialisation. Every body tensor must exist in ``classifier`` with the same
+    shape and no classifier stage tensor may be left over, so a backbone of another variant
+    (with or without DC or attention, other widths) raises instead of half-loading. Returns the
+    names of the copied tensors."""
+    det = detector.detector if isinstance(detector, MaskRCNNClassifier) else detector
+    body = det.backbone.body
+    target, source = body.state_dict(), classifier.state_dict()
+    stem = tuple(body.keys())  # conv1, bn1, relu, maxpool, layer1..layer4
+    leftover = [k for k in source if k.split(".")[0] in stem and k not in target]
+    missing = [k for k in target if k not in source]
+    shape = [k for k in target if k in source and source[k].shape != target[k].shape]
+    if missing or leftover or shape:
+        raise ValueError(f"classifier {type(classifier).__name__} does not match the detector backbone: "
+                         f"missing {missing[:3]}, extra {leftover[:3]}, shape mismatch {shape[:3]}")
+    body.load_state_dict({k: source[k] for k in target})
+    return list(target)
 
 
 class MaskRCNNClassifier(nn.Module):
@@ -324,8 +358,9 @@ def _register_classifiers() -> None:
     for depth in DEPTHS:
         for deform in (False, True):
             for att in ATTENTIONS:
-                if att is not None and not deform:
-                    continue  # Table 4 puts attention on the deformable nets only
+                if att == "cbam" and not deform:
+                    continue  # Table 4 puts attention on the deformable nets only; TCCBAM without
+                    # DC is the backbone of Table 6's "+AM" row (MASKRCNN_BACKBONES)
                 name = f"yin2024_{att + '_' if att else ''}{'d' if deform else ''}resnet{depth}"
 
                 def builder(num_classes: int = 4, _d: int = depth, _f: bool = deform,

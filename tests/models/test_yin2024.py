@@ -10,7 +10,7 @@ from brainlib.models.yin2024 import laplace_dice_loss, yin_mask_loss
 
 SMALL = dict(widths=(8, 16, 32, 64))
 EXPECTED = {f"yin2024_{p}resnet{d}" for d in (10, 18, 34, 50)
-            for p in ("", "d", "cbam_d", "tccbam_d")} | {
+            for p in ("", "d", "cbam_d", "tccbam_d", "tccbam_")} | {
     "yin2024_maskrcnn", "yin2024_maskrcnn_dc", "yin2024_maskrcnn_am", "yin2024_maskrcnn_dc_am"}
 
 
@@ -108,3 +108,43 @@ def test_maskrcnn_losses_use_eq12_and_eval_gives_image_scores():
         out = m({"x": batch["x"]})
     assert out["logits"].shape == (2, 3) and torch.all(out["logits"][:, 0] == m.threshold)
     assert len(m.last_detections) == 2
+
+
+@pytest.mark.parametrize("variant", ["maskrcnn", "maskrcnn_dc", "maskrcnn_am", "maskrcnn_dc_am"])
+def test_backbone_initialised_from_the_matching_classifier(variant):
+    from brainlib.models.yin2024 import MASKRCNN_BACKBONES, init_backbone
+
+    torch.manual_seed(0)
+    det = _tiny_detector(f"yin2024_{variant}")
+    cls = create_model(MASKRCNN_BACKBONES[variant], num_classes=3, **SMALL)
+    with torch.no_grad():  # a "trained" classifier: weights unlike any fresh initialisation
+        for v in cls.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(torch.randn_like(v))
+    fpn_before = {k: v.clone() for k, v in det.detector.backbone.fpn.state_dict().items()}
+    copied = init_backbone(det, cls)
+    body = det.detector.backbone.body.state_dict()
+    assert set(copied) == set(body) and any("layer4" in k for k in copied)
+    for k in copied:
+        torch.testing.assert_close(body[k], cls.state_dict()[k])
+    for k, v in det.detector.backbone.fpn.state_dict().items():
+        torch.testing.assert_close(v, fpn_before[k])  # FPN and heads keep their own init
+    other = {"maskrcnn": "yin2024_dresnet10", "maskrcnn_dc": "yin2024_resnet10",
+             "maskrcnn_am": "yin2024_tccbam_dresnet10", "maskrcnn_dc_am": "yin2024_cbam_dresnet10"}[variant]
+    with pytest.raises(ValueError, match="does not match"):
+        init_backbone(det, create_model(other, num_classes=3, **SMALL))
+    with pytest.raises(ValueError, match="does not match"):
+        init_backbone(det, create_model(MASKRCNN_BACKBONES[variant], num_classes=3, widths=(8, 16, 32, 32)))
+
+
+def test_two_anchor_sides_per_level():
+    torch.manual_seed(0)
+    m = create_model("yin2024_maskrcnn", num_classes=3, widths=(8, 16, 32, 64), fpn_channels=16, head_dim=32,
+                     mask_dim=16, image_size=64, anchor_sizes=((4, 8), (8, 16), (16, 32), (32, 64), (64, 128)),
+                     rpn_fg_iou_thresh=0.5)
+    gen = m.detector.rpn.anchor_generator
+    assert gen.sizes[0] == (4, 8) and gen.num_anchors_per_location() == [6] * 5
+    assert m.detector.rpn.proposal_matcher.high_threshold == 0.5
+    m.eval()
+    with torch.no_grad():
+        assert m({"x": torch.rand(1, 3, 64, 64)})["logits"].shape == (1, 3)

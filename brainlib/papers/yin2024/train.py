@@ -6,6 +6,8 @@ accuracy. Mask R-CNN (Tables 5-6): torchvision's MaskRCNN behind
 dict in training mode and image-level scores in eval mode, so ``fit`` trains it as is; the
 losses are torchvision's five terms with ``loss_mask`` replaced by eq. 12, weights
 alpha = beta = 1 (eq. 13, reading). The detection score threshold is chosen on validation.
+A detector's backbone can start from the trained classifier of the same variant (setting
+``det_init``; :func:`brainlib.models.yin2024.init_backbone`), trained on the same training split.
 Checkpoints live under the run's ``checkpoints/`` so a killed run resumes.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from brainlib.engine import FitResult, Predictions, fit, make_loader, predict, seed_everything
 from brainlib.experiment import Experiment
 from brainlib.models import create_model
-from brainlib.models.yin2024 import MaskRCNNClassifier
+from brainlib.models.yin2024 import MaskRCNNClassifier, init_backbone
 from brainlib.papers.yin2024.data import ClassView, DetectionView, ImageSet, collate_detection
 
 
@@ -69,7 +71,8 @@ def epochs_for(exp: Experiment, n_train: int, detection: bool = False) -> int:
     chosen = s.det_epochs if detection and s.det_epochs else s.epochs
     if chosen:
         return int(chosen)
-    return max(1, math.ceil(s.max_iterations / max(1, math.ceil(n_train / s.batch_size))))
+    batch = (s.det_batch_size or s.batch_size) if detection else s.batch_size
+    return max(1, math.ceil(s.max_iterations / max(1, math.ceil(n_train / batch))))
 
 
 def train_classifier(exp: Experiment, data: ImageSet, name: str) -> Trained:
@@ -114,17 +117,26 @@ def detector_kwargs(exp: Experiment) -> dict[str, Any]:
                 mask_dim=s.mask_dim, image_size=s.image_size, mask_mu=s.mask_mu,
                 rpn_pre_nms_top_n_train=pre_tr, rpn_post_nms_top_n_train=post_tr,
                 rpn_pre_nms_top_n_test=pre_te, rpn_post_nms_top_n_test=post_te,
-                box_batch_size_per_image=s.box_batch, box_detections_per_img=s.detections_per_img,
-                box_score_thresh=s.box_score_thresh, anchor_sizes=tuple(s.anchor_sizes))
+                box_batch_size_per_image=s.box_batch, box_positive_fraction=s.box_positive_fraction,
+                box_detections_per_img=s.detections_per_img,
+                box_score_thresh=s.box_score_thresh, anchor_sizes=tuple(s.anchor_sizes),
+                rpn_fg_iou_thresh=s.rpn_fg_iou)
 
 
-def train_detector(exp: Experiment, data: ImageSet, variant: str) -> Trained:
-    """A Mask R-CNN of Table 6 (``maskrcnn``, ``maskrcnn_dc``, ``maskrcnn_am``, ``maskrcnn_dc_am``)."""
+def train_detector(exp: Experiment, data: ImageSet, variant: str, backbone: Trained | None = None) -> Trained:
+    """A Mask R-CNN of Table 6 (``maskrcnn``, ``maskrcnn_dc``, ``maskrcnn_am``, ``maskrcnn_dc_am``);
+    ``backbone``: a classifier trained on the same training split whose stem and stages
+    initialise the detector's backbone (None: random initialisation)."""
     s = exp.settings
     train, val = (DetectionView(data, p, s.image_size, p == "train") for p in ("train", "val"))
     seed_everything(exp.seed)
     model = create_model(f"yin2024_{variant}", num_classes=len(data.classes), **detector_kwargs(exp))
-    loaders = (make_loader(train, s.batch_size, shuffle=True, seed=exp.seed, collate_fn=collate_detection),
+    if backbone is not None:
+        if backbone.dataset != data.name:
+            raise ValueError(f"backbone {backbone.name} was trained on {backbone.dataset}, not {data.name}")
+        init_backbone(model, backbone.model)
+    batch = s.det_batch_size or s.batch_size
+    loaders = (make_loader(train, batch, shuffle=True, seed=exp.seed, collate_fn=collate_detection),
                make_loader(val, s.batch_size, seed=exp.seed, collate_fn=collate_detection))
     key = f"{data.name}_{variant}"
     with exp.timed(f"train_{key}"):
@@ -133,8 +145,10 @@ def train_detector(exp: Experiment, data: ImageSet, variant: str) -> Trained:
                      activation=None, output_key="class_scores", input_fn=_batch_input, device=exp.device, seed=exp.seed,
                      checkpoint_dir=exp.checkpoint_dir(key), resume=True, progress=False,
                      grad_clip=10.0, checkpoint_meta={"paper": exp.paper, "network": variant,
-                                                      "classes": list(data.classes)})
+                                                      "classes": list(data.classes),
+                                                      "backbone_init": backbone.name if backbone else "random"})
     trained = Trained(variant, data.name, result.model, result)
+    trained.extra["backbone_init"] = backbone.name if backbone is not None else "random"
     trained.extra["threshold"] = choose_threshold(exp, trained, data)
     return trained
 
