@@ -270,9 +270,13 @@ def resolve_encoder(s: WangDrct2Settings, weights: str | None = None) -> str:
     max over each scan's slices 0.39-0.50 for 'any' at scan level, below a one-feature
     blood-fraction score at 0.92); on 144 studies with flips and shifts (a stand-alone run of
     the same training, AdamW with weight decay 0.01) the head reached slice 'any' AUC 0.97
-    and scan-level max-over-slices macro AUC 0.88 after 5 epochs. With this encoder the
-    pipeline's DrCT2 reached scan-level macro AUC 0.79-0.83 (seeds 0-2), short of the
-    issue-10 floor of 0.85.
+    and scan-level max-over-slices macro AUC 0.88 after 5 epochs. With the pipeline's
+    6-epoch pretraining DrCT2 reached scan-level macro AUC 0.79-0.83 (seeds 0-2), short of
+    the issue-10 floor of 0.85. Quick now pretrains 20 epochs (held-out slice macro AUC
+    0.879 after 6, 0.906 after 20; seed 0: DrCT2 CQ500 0.831 -> 0.842, RSNA 0.833 -> 0.872);
+    288 pretraining studies x 12 epochs (0.929 held out) gave DrCT2 0.850 / 0.849 and a
+    96-px working size (0.910) 0.822 / 0.829, so the encoder's features, not the DrCT2
+    head, still set the ceiling near the floor (docs/PERFORMANCE.md, wang_drct2 section).
 
     Raises:
         FileNotFoundError: ``"imagenet"`` without a weights file.

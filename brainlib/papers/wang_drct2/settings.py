@@ -108,10 +108,10 @@ class WangDrct2Settings(Settings):
             "batch_cq500": 8, "batch_rsna": 8,
             "epochs": 20,
             "image_size": 64, "zoom_size": 146,
-            "m_key": 8, "fig6_m_keys": (4, 8, 16),
+            "m_key": 8, "fig6_m_keys": (4, 8),
             "width": 0.125, "hidden": 64, "fc": (64, 32),
-            "report_scans": 4, "n_boot": 100,
-            "pretrain_studies": 144, "pretrain_epochs": 6, "pretrain_augment": True,
+            "report_scans": 2, "n_boot": 100,
+            "pretrain_studies": 144, "pretrain_epochs": 20, "pretrain_augment": True,
         },
         "smoke": {
             "phantom_studies_cq500": 12, "phantom_studies_rsna": 12,
