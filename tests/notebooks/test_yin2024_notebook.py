@@ -78,7 +78,8 @@ def test_notebook_smoke_run(tmp_path: Path, brainlib_kernel: str) -> None:
     assert graded.empty, graded
     assert (claims["status"] == "phantom run").sum() >= 10
     checks = pd.read_csv(out / "tables" / "instrument_checks.csv")
-    assert len(checks) == 1 and set(checks.status) == {"not enforced"}
+    assert len(checks) == 2 and set(checks.status) == {"not enforced"}  # smoke judges nothing
+    assert checks.check[0].endswith("visible lesions") and "not gating" in checks.check[1]
     settings = pd.read_csv(out / "tables" / "settings.csv").set_index("setting")
     assert settings.at["image_size", "status"] == "changed"
     assert settings.at["mask_mu", "status"] == "not in paper"

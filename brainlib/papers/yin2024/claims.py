@@ -15,6 +15,7 @@ import pandas as pd
 
 from brainlib.experiment import Experiment
 from brainlib.metrics import paired_bootstrap
+from brainlib.papers.yin2024.data import ImageSet
 from brainlib.papers.yin2024.tables import METRICS, _metric, truth_and_pred
 
 SETTING_FIELDS = {
@@ -111,14 +112,61 @@ def _comparisons(exp: Experiment, res: dict, classes: tuple[str, ...], n_boot: i
                        note=f"{a} minus {b}, paired bootstrap on the same test images")
 
 
-def positive_control(exp: Experiment, frame: pd.DataFrame, classes: tuple[str, ...], train_label: np.ndarray,
-                     floors: dict[str, float]) -> None:
-    """The proposed model (Mask R-CNN + TCCBAM-DResNet-10) must beat the majority class by a margin."""
-    y, p = truth_and_pred(frame, classes)
-    acc = float((y == p).mean())
-    majority = float((y == np.bincount(train_label, minlength=len(classes)).argmax()).mean())
+#: Visibility rule of the positive control (issue 11), fixed before measuring: a lesion image
+#: counts when the lesion of its own class covers >= 16 pixels of the centre crop the model sees
+#: at evaluation (the working size). 16 px is one 4 x 4 cell of the detector's finest feature
+#: map (FPN stride 4), the smallest unit the RPN places anchors on, and he2024's label rule at
+#: its working size. Smaller lesions are too small to be evidence that training worked.
+VISIBLE_MIN_PIXELS = 16
+
+
+def lesion_pixels(data: ImageSet, size: int) -> np.ndarray:
+    """Per image, the pixels of its labelled class's instances inside the centre ``size`` crop
+    used at evaluation (0 for normal images)."""
+    out = np.zeros(len(data.label), np.int64)
+    for j, (masks, labels) in enumerate(zip(data.masks, data.inst_labels)):
+        if data.label[j] == 0 or not len(masks):
+            continue
+        r0 = c0 = (masks.shape[-1] - size) // 2
+        own = masks[labels == data.label[j], r0:r0 + size, c0:c0 + size]
+        out[j] = int(own.any(0).sum())
+    return out
+
+
+def visible_rows(frame: pd.DataFrame, data: ImageSet, size: int,
+                 min_pixels: int = VISIBLE_MIN_PIXELS) -> np.ndarray:
+    """Bool per row of a prediction frame: a normal image, or a lesion of >= ``min_pixels``."""
+    index = {c: j for j, c in enumerate(data.ids)}
+    missing = [c for c in frame["case_id"] if c not in index]
+    if missing:
+        raise ValueError(f"{data.name}: {len(missing)} predicted case_id(s) are not in the image set, "
+                         f"e.g. {missing[0]!r}")
+    rows = np.array([index[c] for c in frame["case_id"]], np.int64)
+    return (data.label[rows] == 0) | (lesion_pixels(data, size)[rows] >= min_pixels)
+
+
+def positive_control(exp: Experiment, frame: pd.DataFrame, data: ImageSet, size: int,
+                     floors: dict[str, float], min_pixels: int = VISIBLE_MIN_PIXELS) -> bool:
+    """The proposed model (Mask R-CNN + TCCBAM-DResNet-10) must beat the majority class by a
+    margin on the test images whose lesion is visible at the working size (normal ones always
+    in); the accuracy on all test images is recorded beside it, not enforced."""
+    y, p = truth_and_pred(frame, data.classes)
+    keep = visible_rows(frame, data, size, min_pixels)
+    top = np.bincount(data.label[data.part("train")], minlength=len(data.classes)).argmax()
+    chance = 1 / len(data.classes)
+    acc = float((y[keep] == p[keep]).mean()) if keep.any() else float("nan")
+    majority = float((y[keep] == top).mean()) if keep.any() else float("nan")
     floor = max(floors["accuracy"], majority + floors["margin"])
-    exp.check("Mask R-CNN + TCCBAM-DResNet-10 test accuracy", acc, floor,
-              f"floor {floor:.2f} = max({floors['accuracy']:.2f}, majority-class accuracy {majority:.2f} "
-              f"+ {floors['margin']:.2f}); chance with {len(classes)} classes is {1 / len(classes):.2f}",
-              enforce=exp.profile != "smoke")
+    enforce = exp.profile != "smoke"
+    passed = exp.check(
+        "Mask R-CNN + TCCBAM-DResNet-10 test accuracy, visible lesions", acc, floor,
+        f"{int(keep.sum())} of {len(keep)} test images: normal ones and lesions of >= {min_pixels} px "
+        f"of their class at {size} px; floor {floor:.2f} = max({floors['accuracy']:.2f}, majority-class "
+        f"accuracy {majority:.2f} on them + {floors['margin']:.2f}); chance with {len(data.classes)} "
+        f"classes is {chance:.2f}", enforce=enforce)
+    all_majority = float((y == top).mean())
+    exp.check("Mask R-CNN + TCCBAM-DResNet-10 test accuracy, all test images (not gating)",
+              float((y == p).mean()), max(floors["accuracy"], all_majority + floors["margin"]),
+              f"all {len(y)} test images, lesions below {min_pixels} px included; majority-class accuracy "
+              f"{all_majority:.2f}, chance {chance:.2f}; recorded, never enforced", enforce=False)
+    return passed if enforce else True

@@ -124,3 +124,58 @@ def test_grid_accuracy_takes_the_best_threshold():
     pred = Predictions(["a", "b", "c"], truth, cs)
     assert grid_accuracy((0.5,))(pred)["accuracy"] == pytest.approx(1 / 3)   # all normal
     assert grid_accuracy((0.5, 0.02))(pred)["accuracy"] == pytest.approx(1.0)
+
+
+def _control_data() -> ImageSet:
+    """Three test lesions visible at the 10 px centre crop (or not) and one normal test image."""
+    masks, inst = [], []
+    for boxes in ([], [(1, (3, 8, 3, 8))], [(2, (5, 7, 5, 7))], [(1, (0, 1, 0, 12))],
+                  [(2, (2, 6, 2, 7)), (1, (8, 9, 8, 10))], [], []):
+        m = np.zeros((len(boxes), 12, 12), bool)
+        for k, (_, (r0, r1, c0, c1)) in enumerate(boxes):
+            m[k, r0:r1, c0:c1] = True
+        masks.append(m)
+        inst.append(np.array([c for c, _ in boxes], np.int64))
+    label = np.array([0, 1, 2, 1, 2, 0, 0])
+    return ImageSet("x", ("normal", "a", "b"), np.zeros((7, 12, 12), np.float32), label,
+                    [f"i{j}" for j in range(7)], np.array([f"p{j}" for j in range(7)]),
+                    np.array(["test"] * 5 + ["train"] * 2), masks, inst)
+
+
+def _frame(data: ImageSet, pred: list[int]) -> pd.DataFrame:
+    test = data.part("test")
+    rows = {"case_id": [data.ids[j] for j in test]}
+    for k, c in enumerate(data.classes):
+        rows[f"label_{c}"] = (data.label[test] == k).astype(int)
+        rows[f"score_{c}"] = (np.asarray(pred) == k).astype(float)
+    return pd.DataFrame(rows)
+
+
+def test_visibility_counts_own_class_pixels_in_the_evaluation_crop():
+    data = _control_data()
+    # 5x5 lesion; 2x2 lesion; lesion on row 0 is cropped away; 4x5 of its class (the 1x2 of another is not counted)
+    assert claims.lesion_pixels(data, 10).tolist() == [0, 25, 4, 0, 20, 0, 0]
+    assert claims.visible_rows(_frame(data, [0] * 5), data, 10, 16).tolist() == [True, True, False, False, True]
+    bad = _frame(data, [0] * 5)
+    bad.loc[0, "case_id"] = "nope"
+    with pytest.raises(ValueError, match="nope"):
+        claims.visible_rows(bad, data, 10)
+
+
+def test_positive_control_gates_on_visible_lesions_only(tmp_path):
+    from brainlib.papers import yin2024
+
+    data = _control_data()
+    floors = {"accuracy": 0.5, "margin": 0.15}
+    # right on every visible image, wrong on both tiny lesions: passes (all-images 0.6 is not gating)
+    exp = yin2024.setup(profile="quick", out_dir=tmp_path / "pass")
+    assert claims.positive_control(exp, _frame(data, [0, 1, 0, 0, 2]), data, 10, floors)
+    gate, whole = exp.checks
+    assert gate["status"] == "pass" and gate["value"] == 1.0 and gate["floor"] == pytest.approx(0.5)
+    assert "3 of 5" in gate["what"] and "chance with 3 classes is 0.33" in gate["what"]
+    assert whole["status"] == "not enforced" and whole["value"] == pytest.approx(0.6)
+    # right on both tiny lesions and the normal image only: 1/3 on the visible ones fails
+    exp = yin2024.setup(profile="quick", out_dir=tmp_path / "fail")
+    assert not claims.positive_control(exp, _frame(data, [0, 0, 2, 1, 1]), data, 10, floors)
+    assert [c["status"] for c in exp.checks] == ["FAIL", "not enforced"]
+    assert exp.checks[0]["value"] == pytest.approx(1 / 3) and exp.failed_checks() == [exp.checks[0]]
