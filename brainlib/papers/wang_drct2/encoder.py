@@ -44,7 +44,7 @@ from brainlib.data import RSNADataset
 from brainlib.data.sequences import load_all_slices
 from brainlib.data.synth import GENERATOR_VERSION, ensure_phantoms
 from brainlib.data.synth.head_ct import FRACTURE
-from brainlib.data.synth.truth import load_truth
+from brainlib.data.synth.truth import LABEL_MIN_PIXELS, load_truth
 from brainlib.engine import (fit, make_loader, predict, resolve_device, seed_everything,
                              torch_threads)
 from brainlib.layers.sequence_attention import zoom_slices
@@ -77,9 +77,12 @@ class PretrainSpec:
     label_size: int | None = None  # label rule at the working size (truth sidecar)
     arch: str = "vgg16"
     augment: bool = False  # random left-right flips and shifts of the training slices
+    label_min_pixels: int = LABEL_MIN_PIXELS  # pixels at label_size a lesion needs to count
 
     def key(self) -> str:
         ident = {**asdict(self), "version": PRETRAIN_VERSION, "phantoms": str(GENERATOR_VERSION)}
+        if self.label_min_pixels == LABEL_MIN_PIXELS:  # keys written before the field existed
+            del ident["label_min_pixels"]
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -99,8 +102,8 @@ class PretrainedEncoder:
         s, m = self.spec, self.summary
         name = ("VGG-16" if s.arch == "vgg16" else "shallow conv+BN encoder (4 blocks)")
         labels = ", ".join(m.get("classes", [])) or "any + 5 subtypes"
-        rule = (f", slices with lesions < 8 px at {s.label_size} px ignored" if s.label_size
-                else "")
+        rule = (f", slices with lesions < {s.label_min_pixels} px at {s.label_size} px ignored"
+                if s.label_size else "")
         return (f"{name} (width {s.width}) pretrained here on RSNA-layout phantoms disjoint from "
                 f"the evaluation data (phantom seed {s.phantom_seed}, difficulty "
                 f"{s.difficulty}, {s.studies} studies, "
@@ -173,7 +176,8 @@ def load_phantom_slices(spec: PretrainSpec) -> tuple[torch.Tensor, torch.Tensor,
     lesion covers fewer than the label rule's pixels at the working size as NaN (masked in the
     loss and the AUC); trees written without a label rule give the CSV's labels."""
     root = ensure_phantoms("rsna", spec.studies, spec.phantom_seed, spec.phantom_size,
-                           spec.difficulty, label_size=spec.label_size)
+                           spec.difficulty, label_size=spec.label_size,
+                           label_min_pixels=spec.label_min_pixels)
     ds = RSNADataset(root, view="series", size=spec.image_size, seed=spec.phantom_seed,
                      progress=False)
     classes = list(getattr(ds, "slice_classes", None) or ds.classes) + [FRACTURE]
@@ -277,6 +281,8 @@ def resolve_encoder(s: WangDrct2Settings, weights: str | None = None) -> str:
     288 pretraining studies x 12 epochs (0.929 held out) gave DrCT2 0.850 / 0.849 and a
     96-px working size (0.910) 0.822 / 0.829, so the encoder's features, not the DrCT2
     head, still set the ceiling near the floor (docs/PERFORMANCE.md, wang_drct2 section).
+    he2024's 16-px visibility rule for the pretraining labels (`pretrain_label_min_pixels`)
+    lowered DrCT2 on seeds 0-2 (means CQ500 0.847 -> 0.834, RSNA 0.843 -> 0.823): not used.
 
     Raises:
         FileNotFoundError: ``"imagenet"`` without a weights file.
@@ -302,7 +308,8 @@ def pretrain_spec(s: WangDrct2Settings, seed: int) -> PretrainSpec:
         phantom_seed=int(s.phantom_seed) + SEED_OFFSET, phantom_size=int(s.phantom_size),
         difficulty=float(s.difficulty), epochs=int(s.pretrain_epochs), seed=int(seed),
         batch=int(s.pretrain_batch), lr=float(s.pretrain_lr), label_size=s.phantom_label_size,
-        arch=str(s.encoder_arch), augment=bool(s.pretrain_augment))
+        arch=str(s.encoder_arch), augment=bool(s.pretrain_augment),
+        label_min_pixels=int(s.pretrain_label_min_pixels))
 
 
 def make_encoder(kind: str, s: WangDrct2Settings, seed: int = 0, weights: str | None = None,

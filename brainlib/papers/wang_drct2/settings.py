@@ -86,6 +86,12 @@ class WangDrct2Settings(Settings):
     pretrain_epochs: int = ours(10, "epochs of the optional encoder pretraining")
     pretrain_batch: int = ours(32, "batch of the optional encoder pretraining")
     pretrain_lr: float = ours(1e-3, "learning rate of the optional encoder pretraining")
+    pretrain_label_min_pixels: int = ours(8, "slice-label rule of the pretraining phantoms: "
+                                             "a lesion counts when it covers >= this many "
+                                             "pixels at phantom_label_size (smaller: NaN, "
+                                             "left out); 16 (he2024 quick's rule) was "
+                                             "measured for quick and not adopted "
+                                             "(docs/PERFORMANCE.md)")
     pretrain_augment: bool = ours(False, "random left-right flips and shifts (1/16 of the "
                                          "size) of the pretraining slices")
     # how we run

@@ -52,8 +52,45 @@ def test_pretraining_is_deterministic_cached_and_seed_dependent(tmp_path, monkey
 def test_spec_key_covers_every_setting():
     keys = {_spec().key(), _spec(epochs=2).key(), _spec(width=0.25).key(),
             _spec(image_size=64).key(), _spec(phantom_seed=10_001).key(), _spec(studies=5).key(),
-            _spec(lr=3e-4).key(), _spec(augment=True).key()}
-    assert len(keys) == 8
+            _spec(lr=3e-4).key(), _spec(augment=True).key(),
+            _spec(label_size=32, label_min_pixels=16).key(), _spec(label_size=32).key()}
+    assert len(keys) == 10
+
+
+def test_default_label_rule_keeps_the_cache_key_of_specs_written_before_the_field():
+    spec = _spec(label_size=32)
+    ident = {k: v for k, v in dataclasses.asdict(spec).items() if k != "label_min_pixels"}
+    assert spec.key() == _key_without_field(ident)  # cached quick encoders stay valid
+    assert _spec(label_size=32, label_min_pixels=16).key() != spec.key()
+
+
+def _key_without_field(ident: dict) -> str:
+    import hashlib
+    import json
+
+    from brainlib.data.synth import GENERATOR_VERSION
+    from brainlib.papers.wang_drct2.encoder import PRETRAIN_VERSION
+    full = {**ident, "version": PRETRAIN_VERSION, "phantoms": str(GENERATOR_VERSION)}
+    return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def test_stricter_pretraining_label_rule_leaves_small_lesions_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLIB_CACHE", str(tmp_path))
+    from brainlib.papers.wang_drct2.encoder import load_phantom_slices
+    _, y8, *_ = load_phantom_slices(_spec(studies=3, label_size=32))
+    _, y16, *_ = load_phantom_slices(_spec(studies=3, label_size=32, label_min_pixels=16))
+    known8, known16 = ~torch.isnan(y8), ~torch.isnan(y16)
+    assert (known16 <= known8).all() and known16.sum() < known8.sum()  # more slices uncertain
+    assert torch.equal(y16[known16], y8[known16])        # certain labels are not changed
+    s = settings_for("quick", pretrain_label_min_pixels=16)
+    assert pretrain_spec(s, 0).label_min_pixels == 16
+    assert "< 16 px at 64 px" in _note(pretrain_spec(s, 0))
+
+
+def _note(spec: PretrainSpec) -> str:
+    from brainlib.papers.wang_drct2.encoder import PretrainedEncoder
+    summary = {"train_slices": 1, "val_auc": 0.5, "val_slices": 1, "val_patients": 1}
+    return PretrainedEncoder(path=None, spec=spec, summary=summary, cached=True, seconds=0.0).note
 
 
 def test_augmentation_flips_and_shifts_training_batches_only():
