@@ -178,12 +178,12 @@ def test_phantom_set_generated_once_by_processes_sharing_a_cache(tmp_path):
 
 def test_every_phantom_cache_function_is_locked():
     from brainlib.data import synth
-    from brainlib.data.synth import bone_scan, body_ct, breast_us, writers
+    from brainlib.data.synth import body_ct, bone_scan, breast_us, phantom_cache
 
-    for fn in (writers.ensure_phantoms, bone_scan.ensure_bonescan, breast_us.ensure_busi,
+    for fn in (phantom_cache.ensure_phantoms, bone_scan.ensure_bonescan, breast_us.ensure_busi,
                body_ct.ensure_deeplesion):
         assert getattr(fn, "__wrapped__", None) is not None, f"{fn.__name__} is not locked_generation"
-    assert synth.ensure_phantoms is writers.ensure_phantoms
+    assert synth.ensure_phantoms is phantom_cache.ensure_phantoms
 
 
 _SLICES = """
@@ -239,6 +239,7 @@ _REAL_PHANTOMS = """
     import json, time
     from pathlib import Path
     import brainlib.data.synth.writers as w
+    from brainlib.data.synth.phantom_cache import ensure_phantoms
     calls = []
     original = w.write_rsna
     def counting(*args, **kwargs):
@@ -247,7 +248,7 @@ _REAL_PHANTOMS = """
     w.write_rsna = counting
     while not Path(GO).exists():
         time.sleep(0.01)
-    root = w.ensure_phantoms("rsna", n_studies=2, seed=5, size=32)
+    root = ensure_phantoms("rsna", n_studies=2, seed=5, size=32)
     print(json.dumps({"root": str(root), "generated": len(calls),
                       "files": len(list((root / "stage_2_train").glob("*.dcm")))}))
 """

@@ -29,6 +29,7 @@ _HEAD_CT = "brainlib.data.synth.head_ct"
 _MARKS = "brainlib.data.synth.marks"
 _TRUTH = "brainlib.data.synth.truth"
 _WRITERS = "brainlib.data.synth.writers"
+_CACHE = "brainlib.data.synth.phantom_cache"
 _BONE_SCAN = "brainlib.data.synth.bone_scan"
 _BREAST_US = "brainlib.data.synth.breast_us"
 _BODY_CT = "brainlib.data.synth.body_ct"
@@ -45,7 +46,8 @@ _EXPORTS = {
     **dict.fromkeys(("ensure_bonescan", "load_bonescan_truth", "write_bonescan"), _BONE_SCAN),
     **dict.fromkeys(("ensure_busi", "load_duplicates", "make_breast_image", "write_busi"), _BREAST_US),
     **dict.fromkeys(("ensure_deeplesion", "normal_slices", "write_deeplesion"), _BODY_CT),
-    **dict.fromkeys(("ensure_phantoms", "phantom_key", "study_seed", "write_cq500", "write_rsna"), _WRITERS),
+    **dict.fromkeys(("study_seed", "write_cq500", "write_rsna"), _WRITERS),
+    **dict.fromkeys(("ensure_phantoms", "phantom_key"), _CACHE),
 }
 
 __all__ = sorted(_EXPORTS)
