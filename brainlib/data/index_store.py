@@ -8,15 +8,14 @@ or foreign file is a :class:`ValueError` (the caller rescans), never code execut
 """
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from brainlib._atomic import atomic_path
+from brainlib.data.npz_store import (NPZ_ERRORS, load_arrays, save_arrays, skipped_from_array,
+                                     skipped_to_array)
 
 __all__ = ["TUPLE_COLUMNS", "load_index", "save_index"]
 
@@ -39,19 +38,14 @@ def save_index(path: str | Path, index: pd.DataFrame, skipped: list[Any]) -> Pat
         else:
             arr = index[col].to_numpy()
             arrays[f"c:{col}"] = arr if arr.dtype.kind in "biuf" else np.array([str(v) for v in values], dtype=str)
-    arrays["skipped"] = np.array([json.dumps([s.path, s.error, s.reason]) for s in skipped], dtype=str)
-    with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    return Path(path)
+    arrays["skipped"] = skipped_to_array(skipped)
+    return save_arrays(path, arrays)
 
 
 def load_index(path: str | Path) -> tuple[pd.DataFrame, list[Any]]:
     """Read what :func:`save_index` wrote. Raises ValueError for a damaged or foreign file."""
-    from brainlib.io import Skipped
-
     try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+        data = load_arrays(path)
         columns = [str(c) for c in data["columns"]]
         out: dict[str, Any] = {}
         for col in columns:
@@ -61,7 +55,7 @@ def load_index(path: str | Path) -> tuple[pd.DataFrame, list[Any]]:
             else:
                 arr = data[f"c:{col}"]
                 out[col] = arr.tolist() if arr.dtype.kind == "U" else arr
-        skipped = [Skipped(*json.loads(str(s))) for s in data["skipped"]]
-    except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile, TypeError) as err:
+        skipped = skipped_from_array(data["skipped"])
+    except NPZ_ERRORS as err:
         raise ValueError(f"{path}: not a brainlib index ({type(err).__name__}: {err})") from err
     return pd.DataFrame(out, columns=columns), skipped

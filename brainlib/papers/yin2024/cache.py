@@ -3,7 +3,7 @@
 Building an :class:`~brainlib.papers.yin2024.data.ImageSet` scans a CQ500 or DeepLesion tree
 (the slow part), so it is saved once per (data, settings, seed). The cache folder can be shared
 (``$BRAINLIB_CACHE``) and a pickle runs code when it is loaded, so the set is stored as plain
-arrays in an ``.npz`` read with ``allow_pickle=False`` (as :mod:`brainlib.data.index_store`):
+arrays in an ``.npz`` read with ``allow_pickle=False`` (:mod:`brainlib.data.npz_store`):
 strings as fixed-width unicode, the variable number of lesion masks per image as one
 concatenated block with per-image counts, the skipped list and ``extra`` as JSON strings. A
 damaged or foreign file (a planted pickle included) is a :class:`ValueError`, never code
@@ -12,13 +12,13 @@ execution; :func:`brainlib.papers.yin2024.data.load_set` then rebuilds the set.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from brainlib._atomic import atomic_path
+from brainlib.data.npz_store import (NPZ_ERRORS, load_arrays, save_arrays, skipped_from_array,
+                                     skipped_to_array)
 
 __all__ = ["FORMAT", "load_image_set", "save_image_set"]
 
@@ -38,21 +38,16 @@ def save_image_set(path: str | Path, data: Any, root: str, synthetic: bool, skip
         "split": np.asarray(data.split, dtype=str), "mask_counts": counts, "masks": masks.astype(bool),
         "inst_labels": inst, "extra": np.array(json.dumps(data.extra)), "root": np.array(str(root)),
         "synthetic": np.array(bool(synthetic)),
-        "skipped": np.array([json.dumps([s.path, s.error, s.reason]) for s in skipped], dtype=str),
+        "skipped": skipped_to_array(skipped),
     }
-    with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    return Path(path)
+    return save_arrays(path, arrays)
 
 
 def load_image_set(path: str | Path) -> tuple[dict[str, Any], tuple[str, bool, list[Any]]]:
     """Read what :func:`save_image_set` wrote: (ImageSet fields, (root, synthetic, skipped)).
     Raises ValueError for a damaged or foreign file (never unpickles)."""
-    from brainlib.io import Skipped
-
     try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
+        d = load_arrays(path)
         if str(d["format"]) != FORMAT:
             raise ValueError(f"format {str(d['format'])!r}, expected {FORMAT!r}")
         counts = d["mask_counts"]
@@ -66,8 +61,8 @@ def load_image_set(path: str | Path) -> tuple[dict[str, Any], tuple[str, bool, l
             "inst_labels": [d["inst_labels"][a:b] for a, b in zip(edges[:-1], edges[1:])],
             "extra": json.loads(str(d["extra"])),
         }
-        skipped = [Skipped(*json.loads(str(s))) for s in d["skipped"]]
+        skipped = skipped_from_array(d["skipped"])
         source = (str(d["root"]), bool(d["synthetic"]), skipped)
-    except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile, TypeError) as err:
+    except NPZ_ERRORS as err:
         raise ValueError(f"{path}: not a yin2024 image-set cache ({type(err).__name__}: {err})") from err
     return fields, source
