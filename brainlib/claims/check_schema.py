@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from brainlib.claims.formula import parse_formula
 from brainlib.claims.yaml_load import ClaimsError
 
-if TYPE_CHECKING:
-    from brainlib.claims.schema import Claim
-
 __all__ = ["CHECK_FIELDS", "SEVERITIES", "is_number", "validate_check"]
+
+
+class _Numbered(Protocol):
+    """What a check needs of a claim (`schema.Claim`): its number, None when it has none."""
+
+    value: Any
 
 CHECK_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required, optional); every check may also carry `note` and `severity`.
@@ -41,7 +44,7 @@ def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
-def validate_check(check: Any, i: int, by_id: dict[str, Claim],
+def validate_check(check: Any, i: int, by_id: dict[str, _Numbered],
                    fail: Callable[[str, str], ClaimsError]) -> None:
     """Raise ``fail(where, why)`` unless check ``i`` is well formed and refers to numeric claims."""
     where = f"checks[{i}]"

@@ -8,13 +8,35 @@ the mask mode, the HU histogram and the readout. Clicking the picture moves the 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping, Protocol
+
+import numpy as np
 
 from brainlib.widgets.clickimage import ClickImage
 from brainlib.io import Window
 
-if TYPE_CHECKING:
-    from brainlib.widgets.window_explorer import WindowExplorer
+
+class ExplorerState(Protocol):
+    """What the controls read and drive (`WindowExplorer` provides it): the window, the
+    slice, the mask mode and the dict of built controls."""
+
+    level: float
+    width: float
+    slice_index: int
+    overlay_mode: str
+    presets: Mapping[str, Window]
+    volume: np.ndarray
+    overlay: np.ndarray | None
+    scale: int
+    _controls: dict[str, Any]
+    _syncing: bool
+
+    @property
+    def active_preset(self) -> str | None: ...
+    def slice_label(self) -> str: ...
+    def set_preset(self, name: str) -> None: ...
+    def click(self, row_fraction: float, col_fraction: float) -> None: ...
+    def redraw(self) -> None: ...
 
 __all__ = ["build_controls", "sync_controls", "RANGES", "preset_label"]
 
@@ -39,12 +61,12 @@ HINT = ("Type a value and press Enter, or click a slider and press \u2190 \u2192
         "Click the picture to read its HU.")
 
 
-def _needs_extended(e: "WindowExplorer") -> bool:
+def _needs_extended(e: ExplorerState) -> bool:
     values = {"level": e.level, "width": e.width}
     return any(not lo <= values[k] <= hi for k, ((lo, hi), _) in RANGES.items())
 
 
-def sync_controls(e: "WindowExplorer") -> None:
+def sync_controls(e: ExplorerState) -> None:
     """Make every control show the explorer's state (no observer reacts meanwhile)."""
     c = e._controls
     if not c:
@@ -66,7 +88,7 @@ def sync_controls(e: "WindowExplorer") -> None:
         e._syncing = False
 
 
-def _apply_ranges(e: "WindowExplorer") -> None:
+def _apply_ranges(e: ExplorerState) -> None:
     c = e._controls
     ext = int(bool(c["extended"].value))
     for key, ranges in RANGES.items():
@@ -74,7 +96,7 @@ def _apply_ranges(e: "WindowExplorer") -> None:
         c[key].min, c[key].max = lo, hi  # every range starts at the same minimum
 
 
-def _on_user(e: "WindowExplorer", key: str):
+def _on_user(e: ExplorerState, key: str):
     """Observer of a control the student moved: update the state, then redraw."""
     def handler(change: dict) -> None:
         if getattr(e, "_syncing", False):
@@ -116,7 +138,7 @@ def _value_row(w: Any, c: dict, key: str, tip: str) -> Any:
     return _labelled_row(w, f"<b>{key}</b> HU", c[f"{key}_text"], c[key])
 
 
-def build_controls(e: "WindowExplorer") -> Any:
+def build_controls(e: ExplorerState) -> Any:
     """The explorer's ipywidgets box; fills `e._controls` and wires the observers."""
     import ipywidgets as w
 

@@ -8,10 +8,11 @@ refuses with a clear error, before anything is written, when the disk cannot hol
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
+
+from brainlib.experiment.estimate import cache_plan
 
 #: Generous slices per study for a `max_studies` estimate (RSNA studies hold ~20-60 slices).
 SLICES_PER_STUDY_BOUND = 60
@@ -60,11 +61,11 @@ def check_cache_space(image_dir: Path, cache_folder: Path, size: int,
     planned = planned_cache_bytes(n, size)
     if n == 0 or _existing_rows(cache_folder, size) >= n:
         return planned
-    free = shutil.disk_usage(cache_folder).free
-    if planned > free:
+    plan = cache_plan(n, size, 1, HU_BYTES, cache_folder, reserve=0.0)
+    if not plan.fits:
         raise CacheSpaceError(
             f"{cache_folder}: the HU slice cache of {n} slices at {size} px needs about "
-            f"{planned / 1e9:.1f} GB but only {free / 1e9:.1f} GB are free there. Free space, "
+            f"{planned / 1e9:.1f} GB but only {plan.bytes_free / 1e9:.1f} GB are free there. Free space, "
             f"point BRAINLIB_CACHE at a larger disk, lower image_size, set max_studies, or "
             f"call prepare_data(exp, cache=False) (reads every DICOM on each access: slow)")
     return planned

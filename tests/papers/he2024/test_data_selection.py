@@ -1,6 +1,7 @@
 """he2024 data: training-slice selection (quick profile) and the HU-cache free-space check."""
 from __future__ import annotations
 
+import shutil
 from collections import namedtuple
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_cache_space_refuses_before_writing_when_the_disk_is_too_small(tmp_path,
     image_dir, cache = _tree(tmp_path, 10)
     need = cache_space.planned_cache_bytes(10, 512)
     assert need == 10 * 512 * 512 * 2
-    monkeypatch.setattr(cache_space.shutil, "disk_usage", lambda p: Usage(10**9, 0, need - 1))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 0, need - 1))
     with pytest.raises(CacheSpaceError) as err:
         check_cache_space(image_dir, cache, 512)
     msg = str(err.value)
@@ -72,13 +73,13 @@ def test_cache_space_refuses_before_writing_when_the_disk_is_too_small(tmp_path,
     assert "BRAINLIB_CACHE" in msg and "cache=False" in msg
     assert list(cache.iterdir()) == []
     # enough room, a smaller size, or a max_studies bound pass
-    monkeypatch.setattr(cache_space.shutil, "disk_usage", lambda p: Usage(10**9, 0, need))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 0, need))
     assert check_cache_space(image_dir, cache, 512) == need
 
 
 def test_cache_space_counts_max_studies_and_existing_caches(tmp_path, monkeypatch):
     image_dir, cache = _tree(tmp_path, 200)
-    monkeypatch.setattr(cache_space.shutil, "disk_usage", lambda p: Usage(10**9, 0, 0))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 0, 0))
     with pytest.raises(CacheSpaceError):
         check_cache_space(image_dir, cache, 64, max_studies=1)   # min(200, 60) slices
     arr = np.lib.format.open_memmap(cache / "slices-abc.npy", mode="w+", dtype=np.int16,
