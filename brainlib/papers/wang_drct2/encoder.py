@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -215,8 +214,14 @@ def _bce(out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
 
 
 def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = False,
-                     cache: bool = True) -> PretrainedEncoder:
-    """Train (or reuse from the cache) the slice encoder on disjoint phantom slices."""
+                     cache: bool = True, scratch_dir: Path | None = None) -> PretrainedEncoder:
+    """Train (or reuse from the cache) the slice encoder on disjoint phantom slices.
+
+    ``cache=False`` always trains and writes the weights into `scratch_dir` (required then,
+    so that no temporary folder outlives the caller: the caller owns and removes it).
+    """
+    if not cache and scratch_dir is None:
+        raise ValueError("pretrain_encoder(cache=False) needs scratch_dir for the weights")
     t0 = time.perf_counter()
     folder = cache_dir("wang_drct2", "encoders") / f"vgg16-{spec.key()}"
     weights, meta = folder / "encoder.pt", folder / "meta.json"
@@ -256,9 +261,11 @@ def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = F
         with atomic_path(weights) as tmp:
             torch.save(best.encoder.features.state_dict(), tmp)
         atomic_write(meta, json.dumps({"spec": asdict(spec), "summary": summary}, indent=1))
-    else:  # tests: keep the weights in a temporary file
-        weights = Path(tempfile.mkdtemp(prefix="brainlib-encoder-")) / "encoder.pt"
-        torch.save(best.encoder.features.state_dict(), weights)
+    else:
+        weights = Path(scratch_dir) / "encoder.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(weights) as tmp:
+            torch.save(best.encoder.features.state_dict(), tmp)
     return PretrainedEncoder(weights, spec, summary, False, time.perf_counter() - t0, hist)
 
 

@@ -28,7 +28,7 @@ def _state(path) -> dict[str, torch.Tensor]:
 def test_pretraining_is_deterministic_cached_and_seed_dependent(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLIB_CACHE", str(tmp_path))
     spec = _spec()
-    first = pretrain_encoder(spec, device="cpu", cache=False)
+    first = pretrain_encoder(spec, device="cpu", cache=False, scratch_dir=tmp_path / "scratch")
     second = pretrain_encoder(spec, device="cpu")          # trains again, into the cache
     assert not first.cached and not second.cached
     assert tmp_path in second.path.parents and second.path.name == "encoder.pt"
@@ -140,3 +140,8 @@ def test_encoder_choice_and_random_ignores_env_weights(monkeypatch):
     spec = pretrain_spec(s, seed=2)
     assert spec.phantom_seed == s.phantom_seed + 10_000 and spec.seed == 2
     assert spec.image_size == s.image_size and spec.width == s.width
+
+
+def test_uncached_pretraining_needs_a_folder_the_caller_owns():
+    with pytest.raises(ValueError, match="scratch_dir"):
+        pretrain_encoder(_spec(), device="cpu", cache=False)
