@@ -25,6 +25,9 @@ Options:
   --out DIR                    output folder (default: outputs/)
   --device auto|cpu|cuda       compute device (default: auto = CUDA when present)
   --force                      re-run notebooks even if nothing they depend on changed
+  --jobs N                     notebooks run at once (default: one per CPU core for smoke and
+                               quick, 1 for full; each notebook keeps its own torch threads,
+                               so its numbers are the same as when run alone)
   --nproc N                    train on N processes of this node (torch.distributed, DDP; a
                                distributed run re-runs every notebook; docs/scale.md)
   --test [ARGS...]             run the test suite: pytest -m "" (arguments after --test go to pytest)
@@ -45,7 +48,7 @@ EOF
 
 die() { echo "reproduce.sh: $*" >&2; exit 2; }
 
-profile=quick; nproc=1; only=""; data_root=""; out="outputs"; device=auto; force=0; mode=run
+profile=quick; nproc=1; jobs=""; only=""; data_root=""; out="outputs"; device=auto; force=0; mode=run
 notebooks="${BRAINLIB_NOTEBOOKS:-}"  # hidden: another notebooks folder (tests use it)
 pytest_args=()
 while (($#)); do
@@ -54,10 +57,10 @@ while (($#)); do
     -h|--help) usage; exit 0 ;;
     --test) mode=test; shift; pytest_args=("$@"); break ;;
     --force) force=1; shift ;;
-    --profile|--only|--data-root|--out|--device|--notebooks|--nproc)
+    --profile|--only|--data-root|--out|--device|--notebooks|--nproc|--jobs)
       (($# >= 2)) || die "$1 needs a value"
       opt="$1"; val="$2"; shift 2 ;;
-    --profile=*|--only=*|--data-root=*|--out=*|--device=*|--notebooks=*|--nproc=*)
+    --profile=*|--only=*|--data-root=*|--out=*|--device=*|--notebooks=*|--nproc=*|--jobs=*)
       opt="${1%%=*}"; val="${1#*=}"; shift ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -68,12 +71,14 @@ while (($#)); do
     --out) out="$val" ;;
     --device) device="$val" ;;
     --nproc) nproc="$val" ;;
+    --jobs) jobs="$val" ;;
     --notebooks) notebooks="$val" ;;
   esac
 done
 case "$profile" in smoke|quick|full) ;; *) die "--profile must be smoke, quick or full (got '$profile')" ;; esac
 case "$device" in auto|cpu|cuda) ;; *) die "--device must be auto, cpu or cuda (got '$device')" ;; esac
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer (got '$nproc')"
+[[ -z "$jobs" || "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer (got '$jobs')"
 if [[ -n "$data_root" && ! -d "$data_root" ]]; then die "--data-root $data_root is not a folder"; fi
 
 # ---------------------------------------------------------------- environment
@@ -141,6 +146,7 @@ fi
 run_args=(--profile "$profile" --out "$out" --device "$device")
 ((nproc > 1)) && run_args+=(--nproc "$nproc")
 [[ -n "$only" ]] && run_args+=(--only "$only")
+[[ -n "$jobs" ]] && run_args+=(--jobs "$jobs")
 [[ -n "$data_root" ]] && run_args+=(--data-root "$data_root")
 [[ -n "$notebooks" ]] && run_args+=(--notebooks "$notebooks")
 ((force)) && run_args+=(--force)

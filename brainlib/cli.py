@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     status = dispatch_run(args, run_notebooks, main, **common)  # --nproc N, or a rank of torchrun
     if status is not None:
         return status
-    return run_notebooks(out_dir=Path(args.out), force=args.force, **common)
+    return run_notebooks(out_dir=Path(args.out), force=args.force, jobs=args.jobs, **common)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="override every notebook's seed")
     p.add_argument("--nproc", type=int, default=1,
                    help="training processes on this node (torch.distributed; docs/scale.md)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at once (default: one per CPU core for smoke/quick, 1 for "
+                        "full); each keeps its own thread settings, so results do not change")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="if another run is writing into --out, wait this long for it (-1: as long "
                         "as needed) instead of exiting with status 75")

@@ -18,25 +18,23 @@ their checkpoints (:func:`brainlib.engine.fit`).
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
-import platform
 import re
 import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from brainlib import PAPERS
 from brainlib._atomic import LockedError, atomic_path, atomic_write, sweep_temp
 from brainlib.paths import repo_root
 from brainlib.run_guard import EXIT_LOCKED, OutputLocationError, check_out_dir, output_lock
+from brainlib.run_inputs import KERNEL_NAME, data_digest, input_hash, package_digest
 
-KERNEL_NAME = "brainlib"
-RUNNER_VERSION = 1  # bump to invalidate every stored hash
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -92,54 +90,6 @@ def declared_parameters(path: Path) -> set[str]:
                 if isinstance(sub, ast.Name):
                     names.add(sub.id)
     return names
-
-
-def _notebook_source_digest(path: Path) -> str:
-    """Hash of cell types, sources and tags only: re-saving a notebook with outputs changes nothing."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    cells = [(c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", [])))
-             for c in nb.get("cells", [])]
-    return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
-
-
-def package_digest(package_dir: Path | None = None) -> str:
-    """Hash of every .py/.yaml file under brainlib/ (and pyproject.toml: pinned versions)."""
-    package_dir = package_dir or Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    files = sorted(p for p in package_dir.rglob("*") if p.suffix in (".py", ".yaml", ".yml")
-                   and "__pycache__" not in p.parts)
-    pyproject = package_dir.parent / "pyproject.toml"
-    if pyproject.exists():
-        files.append(pyproject)
-    for path in files:
-        digest.update(path.relative_to(package_dir.parent).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def data_digest(data_root: str | os.PathLike[str] | None) -> str:
-    """Phantoms are fixed by brainlib's code; a real root by its listing (paths, sizes, mtimes)."""
-    if not data_root:
-        return "phantom"
-    root = Path(data_root)
-    if not root.exists():
-        raise FileNotFoundError(f"--data-root {root} does not exist")
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def input_hash(notebook: Path, parameters: dict[str, Any], package: str, data: str) -> str:
-    """Everything a notebook's results depend on, as one digest."""
-    payload = {"runner": RUNNER_VERSION, "notebook": _notebook_source_digest(notebook),
-               "parameters": parameters, "package": package, "data": data, "kernel": KERNEL_NAME,
-               "python": platform.python_version()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _now() -> str:
@@ -237,11 +187,9 @@ def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: 
     papermill_log = logging.getLogger("papermill")
     level = papermill_log.level
     papermill_log.setLevel(logging.ERROR)  # its "unknown parameter" warnings misread annotations
-    headless = os.environ.get("BRAINLIB_HEADLESS")
-    os.environ["BRAINLIB_HEADLESS"] = "1"  # inherited by the kernel: widgets draw static figures
     try:
         # papermill rewrites its output after every cell: keep that in a temp file, rename at the end
-        with atomic_path(output) as tmp:
+        with atomic_path(output) as tmp, _headless():  # inherited by the kernel
             try:
                 papermill.execute_notebook(
                     str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
@@ -256,10 +204,6 @@ def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: 
         status["status"], status["error"] = "failed", _error_record(exc)
     finally:
         papermill_log.setLevel(level)
-        if headless is None:
-            os.environ.pop("BRAINLIB_HEADLESS", None)
-        else:
-            os.environ["BRAINLIB_HEADLESS"] = headless
     seconds = time.perf_counter() - start
     if output.exists():
         try:
@@ -277,8 +221,12 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
                   data_root: str | os.PathLike[str] | None = None,
                   out_dir: str | os.PathLike[str] = "outputs", device: str = "auto",
                   force: bool = False, notebooks_dir: str | os.PathLike[str] = "notebooks",
-                  seed: int | None = None, wait: bool | float = False) -> int:
+                  seed: int | None = None, wait: bool | float = False,
+                  jobs: int | None = 1) -> int:
     """Run every notebook (or the keys in `only`); return 0 if all succeeded, else 1.
+
+    `jobs` notebooks run at once (None: `default_jobs`); each keeps its own thread settings,
+    so a notebook's numbers do not depend on `jobs`, only the wall time does.
 
     Parameters passed are those the notebook declares among ``profile, data_root, out_dir
     (= <out>/<key>), device, seed`` (seed only when given). Prints one line per notebook.
@@ -322,20 +270,56 @@ def run_notebooks(profile: str = "quick", only: Sequence[str] | None = None,
         return 2 if isinstance(exc, OutputLocationError) else 1
     try:
         with output_lock(out, wait=wait):
-            return _run_keyed(keyed, out, root, data, profile, device, seed, force)
+            return _run_keyed(keyed, out, root, data, profile, device, seed, force, jobs)
     except LockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LOCKED
 
 
+def default_jobs(profile: str, n_notebooks: int) -> int:
+    """Notebooks run at once when ``--jobs`` is not given: one per CPU core for ``smoke`` and
+    ``quick`` (each notebook sets its own torch threads, 1 while training in those profiles, so
+    the numbers are those of a one-at-a-time run), one at a time for ``full`` (GPU-sized runs
+    that would compete for one device)."""
+    if profile == "full":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(n_notebooks, cores or 1))
+
+
+@contextlib.contextmanager
+def _headless() -> Iterator[None]:
+    """BRAINLIB_HEADLESS=1 for every kernel started inside (widgets draw static figures); set
+    once around a batch so that concurrent runs do not restore it under each other."""
+    before = os.environ.get("BRAINLIB_HEADLESS")
+    os.environ["BRAINLIB_HEADLESS"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("BRAINLIB_HEADLESS", None)
+        else:
+            os.environ["BRAINLIB_HEADLESS"] = before
+
+
+def _result_line(status: dict[str, Any]) -> str:
+    if status["status"] == "ok":
+        return f"ok  {status['seconds']:.1f} s"
+    err = status.get("error", {})
+    where = f" (cell {err['cell_index']})" if err.get("cell_index") is not None else ""
+    return (f"FAILED  {status['seconds']:.1f} s  {err.get('ename')}: "
+            f"{str(err.get('evalue', ''))[:200]}{where}")
+
+
 def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, profile: str,
-               device: str, seed: int | None, force: bool) -> int:
-    """The runs themselves, under the output folder's lock."""
+               device: str, seed: int | None, force: bool, jobs: int | None = 1) -> int:
+    """The runs themselves, under the output folder's lock (`jobs` notebooks at once)."""
     package = package_digest()
     if out.is_dir():
         sweep_temp(out)  # temp files of a killed run (papermill output, tables, checkpoints)
     failures = 0
     total = len(keyed)
+    todo: list[tuple[str, str, Path, dict[str, Any], str, float]] = []
     for index, (key, nb) in enumerate(keyed.items(), start=1):
         folder = out / key
         prefix = f"[{index}/{total}] {key:<18}"
@@ -365,16 +349,38 @@ def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, p
             continue
         resumed = " (last run interrupted: trainings resume)" if previous and previous.get(
             "status") == "running" else ""
-        print(f"{prefix} running {nb.name}{resumed} ... ", end="", flush=True)
-        status = run_notebook(nb, key, parameters, folder, digest)
-        if status["status"] == "ok":
-            print(f"ok  {status['seconds']:.1f} s", flush=True)
+        last_seconds = float((previous or {}).get("seconds") or 0.0)
+        todo.append((f"{prefix} running {nb.name}{resumed}", key, nb, parameters, digest,
+                     last_seconds))
+    jobs = default_jobs(profile, len(todo)) if jobs is None else max(1, int(jobs))
+    with _headless():
+        if jobs == 1 or len(todo) <= 1:
+            for line, key, nb, parameters, digest, _ in todo:
+                print(f"{line} ... ", end="", flush=True)
+                status = run_notebook(nb, key, parameters, out / key, digest)
+                failures += status["status"] != "ok"
+                print(_result_line(status), flush=True)
         else:
-            failures += 1
-            err = status.get("error", {})
-            where = f" (cell {err['cell_index']})" if err.get("cell_index") is not None else ""
-            print(f"FAILED  {status['seconds']:.1f} s  {err.get('ename')}: "
-                  f"{str(err.get('evalue', ''))[:200]}{where}", flush=True)
+            failures += _run_concurrently(todo, out, jobs)
     if failures:
         print(f"{failures} of {total} notebook(s) failed; see {out}/<key>/status.json", flush=True)
     return 1 if failures else 0
+
+
+def _run_concurrently(todo: list[tuple[str, str, Path, dict[str, Any], str, float]], out: Path,
+                      jobs: int) -> int:
+    """Run `jobs` notebooks at once (each papermill run drives its own kernel process), the
+    longest by its last run first; print a line as each finishes; return the failure count."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    print(f"running {len(todo)} notebooks, {jobs} at a time", flush=True)
+    ordered = sorted(todo, key=lambda item: -item[5])
+    failures = 0
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(run_notebook, nb, key, parameters, out / key, digest): line
+                   for line, key, nb, parameters, digest, _ in ordered}
+        for future in as_completed(futures):
+            status = future.result()
+            failures += status["status"] != "ok"
+            print(f"{futures[future]} ... {_result_line(status)}", flush=True)
+    return failures

@@ -62,6 +62,8 @@ def test_reproduce_help_and_bad_options():
     assert _reproduce("--profile", "huge").returncode == 2
     assert _reproduce("--device", "tpu").returncode == 2
     assert _reproduce("--frobnicate").returncode == 2
+    bad_jobs = _reproduce("--jobs", "0")
+    assert bad_jobs.returncode == 2 and "--jobs must be a positive integer" in bad_jobs.stderr
 
 
 @pytest.mark.slow

@@ -206,3 +206,43 @@ def test_rerun_after_a_kill_sweeps_temp_files_and_reruns(notebooks, tmp_path, br
     status = _status(out, "demo_ok")
     assert status["status"] == "ok" and status["pid"] == os.getpid()
     assert status["host"] == socket.gethostname()
+
+
+def _timed_copies(notebooks: Path, names: list[str]) -> None:
+    """Copies of demo_ok that record when they ran (a 2-s sleep between two timestamps)."""
+    for name in names:
+        nb = nbformat.read(str(notebooks / "demo_ok.ipynb"), as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(
+            "import time, json, pathlib\nt0 = time.time(); time.sleep(2.0)\n"
+            "pathlib.Path(out_dir, 'span.json').write_text(json.dumps([t0, time.time()]))"))
+        nbformat.write(nb, str(notebooks / f"{name}.ipynb"))
+
+
+@pytest.mark.slow
+def test_jobs_run_notebooks_at_once_with_the_same_results(notebooks, tmp_path, brainlib_kernel,
+                                                           capsys):
+    names = ["demo_a", "demo_b"]
+    _timed_copies(notebooks, names)
+    spans, tables = {}, {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        assert run_notebooks("smoke", names, None, out, "cpu", False, notebooks, jobs=jobs) == 0
+        spans[jobs] = [json.loads((out / n / "span.json").read_text()) for n in names]
+        tables[jobs] = [(out / n / "tables" / "table1.csv").read_text() for n in names]
+        for n in names:
+            assert _status(out, n)["status"] == "ok"
+            executed = nbformat.read(str(out / n / f"{n}.ipynb"), as_version=4)
+            assert any("headless 1" in o.get("text", "") for c in executed.cells
+                       if c.cell_type == "code" for o in c.get("outputs", []))
+    (a0, a1), (b0, b1) = spans[1]
+    assert a1 <= b0 or b1 <= a0  # one at a time
+    (a0, a1), (b0, b1) = spans[2]
+    assert a0 < b1 and b0 < a1  # the two sleeps overlapped
+    assert tables[1] == tables[2]
+    assert "2 at a time" in capsys.readouterr().out
+
+
+def test_default_jobs_one_per_core_except_full(monkeypatch):
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert runner.default_jobs("quick", 5) == 2 and runner.default_jobs("smoke", 1) == 1
+    assert runner.default_jobs("full", 5) == 1
