@@ -238,14 +238,16 @@ def build_maskrcnn(num_classes: int, *, deformable: bool = True, attention: str 
                    widths: Sequence[int] = (64, 128, 256, 512), fpn_channels: int = 256,
                    head_dim: int = 1024, mask_dim: int = 256, image_size: int = 224,
                    mask_mu: float = 0.5, in_channels: int = 3,
-                   anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512), **kw: Any) -> MaskRCNN:
+                   anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512),
+                   anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0), **kw: Any) -> MaskRCNN:
     """Mask R-CNN on a (D)ResNet-10 (+attention) + FPN backbone with the eq. 12 mask loss.
 
     ``num_classes`` counts the background (lesion classes + 1). ``image_size`` fixes
     torchvision's resize (min = max size) so images are used at their given size.
     ``anchor_sizes``: the anchor side(s) of each FPN level, an int or a tuple of ints (the same
     count on every level; torchvision's default 32-512 px suits 800 px images; small inputs need
-    smaller anchors or lesions never match one).
+    smaller anchors or lesions never match one). ``anchor_ratios``: height / width of the
+    anchors (torchvision's convention), the same on every level.
     """
     body = YinResNet(10, 1, deformable=deformable, attention=attention, widths=widths,
                      in_channels=in_channels)
@@ -255,7 +257,7 @@ def build_maskrcnn(num_classes: int, *, deformable: bool = True, attention: str 
     box_head = TwoMLPHead(fpn_channels * 7 * 7, head_dim)
     mask_head = MaskRCNNHeads(fpn_channels, (mask_dim,) * 4, 1)
     sizes = tuple(tuple(int(x) for x in a) if isinstance(a, (tuple, list)) else (int(a),) for a in anchor_sizes)
-    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    anchors = AnchorGenerator(sizes, (tuple(float(r) for r in anchor_ratios),) * len(sizes))
     model = MaskRCNN(backbone, num_classes=None, min_size=image_size, max_size=image_size,
                      rpn_anchor_generator=anchors,
                      image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels,

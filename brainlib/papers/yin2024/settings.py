@@ -81,7 +81,15 @@ class Yin2024Settings(Settings):
     anchor_sizes: tuple = ours((16, 32, 64, 128, 256), "RPN anchor side(s) per FPN level (an int "
                                "or a tuple per level), halved from torchvision's 800-px defaults for 224-px "
                                "inputs (not in the paper)")
+    anchor_ratios: tuple = ours((0.5, 1.0, 2.0), "anchor height / width ratios on every level "
+                                "(torchvision's defaults; quick lesion boxes have h/w 0.7-6: with "
+                                "(0.25, 0.5, 1, 2, 4) and box_batch 8 the quick control was 0.677 on "
+                                "seed 0 but 0.423 on seed 1, not adopted)")
     rpn_fg_iou: float = ours(0.7, "IoU from which an anchor is a positive for the RPN (torchvision's default)")
+    box_iou: tuple = ours((0.5, 0.5), "RoI head: a proposal is a positive from IoU fg with a lesion, a "
+                          "negative below IoU bg, ignored in between (torchvision's defaults; "
+                          "(0.5, 0.3) with box_batch 8 and five anchor ratios: quick control 0.452 / "
+                          "0.615 on seeds 0 / 1, not adopted)")
     box_batch: int = ours(512, "sampled RoIs per image (torchvision's default)")
     box_positive_fraction: float = ours(0.25, "share of positive RoIs in each sample (torchvision's default)")
     detections_per_img: int = ours(100, "detections kept per image (torchvision's default)")
@@ -96,6 +104,13 @@ class Yin2024Settings(Settings):
     det_epochs: Any = ours(None, "None: as the classifiers")
     det_batch_size: Any = ours(None, "None: batch_size (the paper's 16 for every model)")
     det_lr: float = paper(1e-3, _SETUP + ": Adam 0.001 for every model")
+    det_schedule: str = ours("constant", "detectors' learning rate over the optimiser steps: "
+                             "'constant' (the paper's 'decay 0.001' has no stated form) or 'cosine' "
+                             "(linear warm-up over det_warmup steps, then half a cosine to 0). Quick "
+                             "seed 0, visible-lesion control: constant 0.484, cosine with 30 warm-up "
+                             "steps 0.419 (0.419 with box_batch 8 + five anchor ratios, against 0.677 "
+                             "constant); not adopted (docs/PERFORMANCE.md, yin2024 quick)")
+    det_warmup: int = ours(0, "warm-up steps of the 'cosine' schedule")
     box_score_thresh: float = ours(0.001, "detections kept down to this score (torchvision: 0.05) so "
                                    "the validation grid below can reach weak detections")
     score_thresholds: tuple = ours((0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
@@ -157,6 +172,8 @@ class Yin2024Settings(Settings):
             raise ValueError(f"dataset must be one of {DATASETS} or 'both', got {self.dataset!r}")
         if self.image_size > self.preprocessed_size:
             raise ValueError("image_size must not exceed preprocessed_size (random crop)")
+        if self.det_schedule not in ("constant", "cosine"):
+            raise ValueError(f"det_schedule must be 'constant' or 'cosine', got {self.det_schedule!r}")
         if self.det_init not in ("classifier", "random"):
             raise ValueError(f"det_init must be 'classifier' or 'random', got {self.det_init!r}")
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6:

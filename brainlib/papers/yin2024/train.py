@@ -27,6 +27,7 @@ from brainlib.experiment import Experiment
 from brainlib.models import create_model
 from brainlib.models.yin2024 import MaskRCNNClassifier, init_backbone
 from brainlib.papers.yin2024.data import ClassView, DetectionView, ImageSet, collate_detection
+from brainlib.papers.yin2024.schedule import optimizer_factory
 
 
 def _ce(out: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -120,7 +121,8 @@ def detector_kwargs(exp: Experiment) -> dict[str, Any]:
                 box_batch_size_per_image=s.box_batch, box_positive_fraction=s.box_positive_fraction,
                 box_detections_per_img=s.detections_per_img,
                 box_score_thresh=s.box_score_thresh, anchor_sizes=tuple(s.anchor_sizes),
-                rpn_fg_iou_thresh=s.rpn_fg_iou)
+                anchor_ratios=tuple(s.anchor_ratios),
+                rpn_fg_iou_thresh=s.rpn_fg_iou, box_fg_iou_thresh=s.box_iou[0], box_bg_iou_thresh=s.box_iou[1])
 
 
 def train_detector(exp: Experiment, data: ImageSet, variant: str, backbone: Trained | None = None) -> Trained:
@@ -139,9 +141,11 @@ def train_detector(exp: Experiment, data: ImageSet, variant: str, backbone: Trai
     loaders = (make_loader(train, batch, shuffle=True, seed=exp.seed, collate_fn=collate_detection),
                make_loader(val, s.batch_size, seed=exp.seed, collate_fn=collate_detection))
     key = f"{data.name}_{variant}"
+    epochs = epochs_for(exp, len(train), True)
+    optimizer = optimizer_factory(s.det_schedule, epochs * len(loaders[0]), s.det_warmup)
     with exp.timed(f"train_{key}"):
-        result = fit(model, *loaders, losses=det_losses(*s.loss_weights), epochs=epochs_for(exp, len(train), True),
-                     lr=s.det_lr, monitor="accuracy", metric_fn=grid_accuracy(s.score_thresholds),
+        result = fit(model, *loaders, losses=det_losses(*s.loss_weights), epochs=epochs, lr=s.det_lr,
+                     optimizer=optimizer, monitor="accuracy", metric_fn=grid_accuracy(s.score_thresholds),
                      activation=None, output_key="class_scores", input_fn=_batch_input, device=exp.device, seed=exp.seed,
                      checkpoint_dir=exp.checkpoint_dir(key), resume=True, progress=False,
                      grad_clip=10.0, checkpoint_meta={"paper": exp.paper, "network": variant,
