@@ -5,7 +5,11 @@
 
 The offsets ``dO_n`` (2 per kernel tap) and the modulation ``dm_n`` (1 per tap) are predicted
 from the input by two ordinary convolutions with the same kernel, stride and padding as the
-main one, and the sampling runs in :func:`torchvision.ops.deform_conv2d`.
+main one. On CUDA the sampling runs in :func:`torchvision.ops.deform_conv2d`; on CPU in
+:func:`sampled_deform_conv2d`, the same function written with ``grid_sample`` (bilinear, zero
+outside the image) and one contraction: equal to torchvision's to float rounding (about 1e-6
+relative, values and gradients; tested) and 5-7x faster forward + backward at the yin2024 quick
+sizes on this CPU (torchvision's CPU backward took 40 % of the quick notebook's time).
 
 Shape contract: ``(B, C_in, H, W) -> (B, C_out, H', W')`` with ``H'``, ``W'`` those of
 ``nn.Conv2d(C_in, C_out, kernel_size, stride, padding, dilation)``.
@@ -24,15 +28,46 @@ from typing import Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-__all__ = ["DeformConv2d", "MaskInit"]
+__all__ = ["DeformConv2d", "MaskInit", "sampled_deform_conv2d"]
 
 MaskInit = Literal["one", "half"]
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
+                          dilation: tuple[int, int], mask: torch.Tensor) -> torch.Tensor:
+    """:func:`torchvision.ops.deform_conv2d` (one weight group, one offset group, with ``mask``)
+    through ``grid_sample``: every kernel tap samples ``x`` bilinearly at its shifted position
+    (zero outside the image), is scaled by its modulation, and a contraction with ``weight``
+    sums taps and channels. Offsets are (B, 2 kh kw, H', W') as (dy, dx) per tap, torchvision's
+    layout."""
+    b, c, h, w = x.shape
+    c_out, c_in, kh, kw = weight.shape
+    if c_in != c or offset.shape[1] != 2 * kh * kw or mask.shape[1] != kh * kw:
+        raise ValueError(f"sampled_deform_conv2d supports one group only: x {tuple(x.shape)}, weight "
+                         f"{tuple(weight.shape)}, offset {tuple(offset.shape)}, mask {tuple(mask.shape)}")
+    ho, wo = offset.shape[-2:]
+    taps = kh * kw
+    xp = F.pad(x, (1, 1, 1, 1))  # a zero border: bilinear weights toward outside pixels count 0
+    like, shift = dict(device=x.device, dtype=x.dtype), offset.view(b, taps, 2, ho, wo)
+    rows = torch.arange(ho, **like) * stride[0] - padding[0] + 1  # +1: the zero border
+    cols = torch.arange(wo, **like) * stride[1] - padding[1] + 1
+    ky = torch.arange(kh, **like).repeat_interleave(kw) * dilation[0]
+    kx = torch.arange(kw, **like).repeat(kh) * dilation[1]
+    py = rows.view(1, 1, ho, 1) + ky.view(1, taps, 1, 1) + shift[:, :, 0]
+    px = cols.view(1, 1, 1, wo) + kx.view(1, taps, 1, 1) + shift[:, :, 1]
+    grid = torch.stack([2 * px / (w + 1) - 1, 2 * py / (h + 1) - 1], -1).view(b, taps * ho, wo, 2)
+    sampled = F.grid_sample(xp, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    sampled = sampled.view(b, c, taps, ho, wo) * mask.view(b, 1, taps, ho, wo)
+    out = torch.einsum("bckhw,ock->bohw", sampled, weight.reshape(c_out, c, taps))
+    return out + bias.view(1, -1, 1, 1) if bias is not None else out
 
 
 class DeformConv2d(nn.Module):
@@ -89,6 +124,9 @@ class DeformConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset, mask = self.offsets_and_mask(x)
+        if x.device.type == "cpu":
+            return sampled_deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding,
+                                         self.dilation, mask)
         return deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride,
                              padding=self.padding, dilation=self.dilation, mask=mask)
 
