@@ -77,12 +77,23 @@ class PretrainSpec:
     arch: str = "vgg16"
     augment: bool = False  # random left-right flips and shifts of the training slices
     label_min_pixels: int = LABEL_MIN_PIXELS  # pixels at label_size a lesion needs to count
+    optimizer: str = "adam"  # engine.fit's optimiser name ("adam" | "adamw" | "sgd")
+    weight_decay: float = 0.0
+    lr_step: int | None = None  # StepLR: lr x lr_gamma every lr_step epochs; None = constant
+    lr_gamma: float = 0.1
 
     def key(self) -> str:
         ident = {**asdict(self), "version": PRETRAIN_VERSION, "phantoms": str(GENERATOR_VERSION)}
-        if self.label_min_pixels == LABEL_MIN_PIXELS:  # keys written before the field existed
-            del ident["label_min_pixels"]
+        for name, default in _LATER_FIELDS.items():  # keys written before these fields existed
+            if ident[name] == default:
+                del ident[name]
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+#: Fields added after encoders were cached: left out of the key at these defaults, so the
+#: weights cached before they existed are still found.
+_LATER_FIELDS: dict[str, Any] = {"label_min_pixels": LABEL_MIN_PIXELS, "optimizer": "adam",
+                                 "weight_decay": 0.0, "lr_step": None, "lr_gamma": 0.1}
 
 
 @dataclass
@@ -107,12 +118,21 @@ class PretrainedEncoder:
                 f"the evaluation data (phantom seed {s.phantom_seed}, difficulty "
                 f"{s.difficulty}, {s.studies} studies, "
                 f"{m['train_slices']} training slices, per-slice labels {labels}{rule}, "
-                f"{s.image_size}px, {s.epochs} epochs"
+                f"{s.image_size}px, {s.epochs} epochs{_optimiser_note(s)}"
                 f"{', random flips and shifts' if s.augment else ''}, engine.fit seed "
                 f"{s.seed}); held-out "
                 f"slice-level macro AUC {m['val_auc']:.3f} on {m['val_slices']} slices of "
                 f"{m['val_patients']} pretraining patients; then frozen (substitute for "
                 f"ImageNet weights)")
+
+
+def _optimiser_note(s: PretrainSpec) -> str:
+    """", <optimiser>, lr ..., weight decay ..., lr x gamma every k epochs" (the default
+    Adam at constant lr stays as it was written before these fields existed: empty)."""
+    if (s.optimizer, s.weight_decay, s.lr_step) == ("adam", 0.0, None):
+        return ""
+    step = f", lr x {s.lr_gamma} every {s.lr_step} epochs" if s.lr_step else ""
+    return f", {s.optimizer} lr {s.lr:g} weight decay {s.weight_decay:g}{step}"
 
 
 def augment_slices(x: torch.Tensor) -> torch.Tensor:
@@ -241,7 +261,9 @@ def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = F
     model = SliceClassifier(spec.width, y.shape[1], spec.seed, spec.arch, spec.augment)
     result = fit(model, make_loader(train_set, spec.batch, shuffle=True, seed=spec.seed),
                  make_loader(val_set, 256), losses=[("bce", _bce, 1.0)], epochs=spec.epochs,
-                 lr=spec.lr, monitor="auc", mode="max", metric_fn=_macro_auc, device=device,
+                 lr=spec.lr, optimizer=spec.optimizer, weight_decay=spec.weight_decay,
+                 lr_step=spec.lr_step, lr_gamma=spec.lr_gamma,
+                 monitor="auc", mode="max", metric_fn=_macro_auc, device=device,
                  seed=spec.seed, progress=progress)
     best = result.model.to("cpu").eval()
     val_auc = _macro_auc(predict(best, make_loader(val_set, 256), device="cpu"))["auc"]
@@ -290,6 +312,11 @@ def resolve_encoder(s: WangDrct2Settings, weights: str | None = None) -> str:
     head, still set the ceiling near the floor (docs/PERFORMANCE.md, wang_drct2 section).
     he2024's 16-px visibility rule for the pretraining labels (`pretrain_label_min_pixels`)
     lowered DrCT2 on seeds 0-2 (means CQ500 0.847 -> 0.834, RSNA 0.843 -> 0.823): not used.
+    Better encoders raise the max-over-slices baseline but not DrCT2: 288 studies x 20 epochs
+    (held-out 0.939 / 0.951 / 0.916, seeds 0-2) gave DrCT2 CQ500 0.845 / 0.841 / 0.838, RSNA
+    0.857 / 0.866 / 0.822 (max-over-slices RSNA 0.878 / 0.892 / 0.884); width 0.25 on 288
+    studies (held-out 0.951, seed 0) DrCT2 0.827 / 0.824 against max-over-slices 0.894 /
+    0.912; none adopted (docs/PERFORMANCE.md, "Encoder width and pretraining size").
 
     Raises:
         FileNotFoundError: ``"imagenet"`` without a weights file.
@@ -316,7 +343,9 @@ def pretrain_spec(s: WangDrct2Settings, seed: int) -> PretrainSpec:
         difficulty=float(s.difficulty), epochs=int(s.pretrain_epochs), seed=int(seed),
         batch=int(s.pretrain_batch), lr=float(s.pretrain_lr), label_size=s.phantom_label_size,
         arch=str(s.encoder_arch), augment=bool(s.pretrain_augment),
-        label_min_pixels=int(s.pretrain_label_min_pixels))
+        label_min_pixels=int(s.pretrain_label_min_pixels), optimizer=str(s.pretrain_optimizer),
+        weight_decay=float(s.pretrain_weight_decay),
+        lr_step=None if s.pretrain_lr_step is None else int(s.pretrain_lr_step))
 
 
 def make_encoder(kind: str, s: WangDrct2Settings, seed: int = 0, weights: str | None = None,

@@ -92,6 +92,12 @@ class WangDrct2Settings(Settings):
                                              "left out); 16 (he2024 quick's rule) was "
                                              "measured for quick and not adopted "
                                              "(docs/PERFORMANCE.md)")
+    pretrain_optimizer: str = ours("adam", "optimiser of the optional encoder pretraining "
+                                           "(engine.fit: adam, adamw or sgd)")
+    pretrain_weight_decay: float = ours(0.0, "weight decay of the optional encoder pretraining")
+    pretrain_lr_step: Any = ours(None, "encoder pretraining lr x 0.1 every this many epochs "
+                                       "(StepLR); None: constant (15 measured for quick on "
+                                       "288 studies: no gain, docs/PERFORMANCE.md)")
     pretrain_augment: bool = ours(False, "random left-right flips and shifts (1/16 of the "
                                          "size) of the pretraining slices")
     # how we run

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,9 +60,41 @@ def test_spec_key_covers_every_setting():
 
 def test_default_label_rule_keeps_the_cache_key_of_specs_written_before_the_field():
     spec = _spec(label_size=32)
-    ident = {k: v for k, v in dataclasses.asdict(spec).items() if k != "label_min_pixels"}
+    later = ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma")
+    ident = {k: v for k, v in dataclasses.asdict(spec).items() if k not in later}
     assert spec.key() == _key_without_field(ident)  # cached quick encoders stay valid
     assert _spec(label_size=32, label_min_pixels=16).key() != spec.key()
+
+
+def test_optimiser_fields_keep_old_keys_at_defaults_and_reach_key_note_and_fit(monkeypatch):
+    old = {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items()
+           if k not in ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma")}
+    assert _spec(label_size=32).key() == _key_without_field(old)  # cached encoders stay valid
+    variants = [_spec(optimizer="adamw"), _spec(weight_decay=1e-4), _spec(lr_step=10),
+                _spec(lr_step=10, lr_gamma=0.5)]
+    assert len({_spec().key(), *(v.key() for v in variants)}) == 5
+    assert _note(_spec()).count("weight decay") == 0
+    assert "adamw lr 0.001 weight decay 0.01, lr x 0.1 every 12 epochs" in _note(
+        _spec(optimizer="adamw", weight_decay=0.01, lr_step=12))
+    s = settings_for("quick", pretrain_optimizer="adamw", pretrain_weight_decay=0.01,
+                     pretrain_lr_step=12)
+    spec = pretrain_spec(s, 0)
+    assert (spec.optimizer, spec.weight_decay, spec.lr_step) == ("adamw", 0.01, 12)
+    seen = {}
+
+    def fake_fit(*args, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop")
+    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
+    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.load_phantom_slices",
+                        lambda sp: (torch.zeros(10, 3, 32, 32), torch.zeros(10, 2),
+                                    __import__("numpy").array([str(i // 2) for i in range(10)]),
+                                    [str(i) for i in range(10)], ("a", "b")))
+    with pytest.raises(RuntimeError, match="stop"):
+        pretrain_encoder(_spec(optimizer="adamw", weight_decay=0.01, lr_step=12), device="cpu",
+                         cache=False, scratch_dir=Path("/nonexistent"))
+    assert (seen["optimizer"], seen["weight_decay"], seen["lr_step"], seen["lr_gamma"]) == (
+        "adamw", 0.01, 12, 0.1)
 
 
 def _key_without_field(ident: dict) -> str:
