@@ -34,7 +34,10 @@ from brainlib.report import data_source
 #: rule fixed before measuring; normal images always in); all test images stay a separate,
 #: non-gating row. Quick (96 px, backbones from the classifiers, batch 4 x 12 epochs,
 #: half-positive RoIs, two anchor sides per level), seeds 0 / 1 / 2: visible 0.484 (31 images) /
-#: 0.500 (26) / 0.583 (36), all 0.405 / 0.412 / 0.488: seed 0 still fails, seed 1 sits on the floor.
+#: 0.500 (26) / 0.583 (36), all 0.405 / 0.412 / 0.488 with torchvision's DCN; with the CPU
+#: grid_sample DCN (same function to float rounding, 5-7x faster) 0.484 / 0.577 / 0.278, all
+#: 0.405 / 0.441 / 0.233: the outcome swings with training noise; no recipe measured passes on
+#: every seed (docs/PERFORMANCE.md, "yin2024 quick"). Floor unchanged.
 FLOORS = {"accuracy": 0.5, "margin": 0.15}
 #: Tables 2-4: (table, prefix of the registry name) in the paper's row order.
 CLASSIFIER_TABLES = {"table2": "", "table3": "d", "table4": ("cbam_d", "tccbam_d")}
