@@ -27,7 +27,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from brainlib import PAPERS
 from brainlib._atomic import LockedError, atomic_path, atomic_write, sweep_temp
@@ -311,6 +311,18 @@ def _result_line(status: dict[str, Any]) -> str:
             f"{str(err.get('evalue', ''))[:200]}{where}")
 
 
+class _Planned(NamedTuple):
+    """A notebook to run: its console line, key, path, parameters, input digest and the
+    seconds of its last run (0 if none; the longest start first when run side by side)."""
+
+    line: str
+    key: str
+    notebook: Path
+    parameters: dict[str, Any]
+    digest: str
+    last_seconds: float
+
+
 def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, profile: str,
                device: str, seed: int | None, force: bool, jobs: int | None = 1) -> int:
     """The runs themselves, under the output folder's lock (`jobs` notebooks at once)."""
@@ -319,7 +331,7 @@ def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, p
         sweep_temp(out)  # temp files of a killed run (papermill output, tables, checkpoints)
     failures = 0
     total = len(keyed)
-    todo: list[tuple[str, str, Path, dict[str, Any], str, float]] = []
+    todo: list[_Planned] = []
     for index, (key, nb) in enumerate(keyed.items(), start=1):
         folder = out / key
         prefix = f"[{index}/{total}] {key:<18}"
@@ -350,14 +362,15 @@ def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, p
         resumed = " (last run interrupted: trainings resume)" if previous and previous.get(
             "status") == "running" else ""
         last_seconds = float((previous or {}).get("seconds") or 0.0)
-        todo.append((f"{prefix} running {nb.name}{resumed}", key, nb, parameters, digest,
-                     last_seconds))
+        todo.append(_Planned(f"{prefix} running {nb.name}{resumed}", key, nb, parameters, digest,
+                             last_seconds))
     jobs = default_jobs(profile, len(todo)) if jobs is None else max(1, int(jobs))
     with _headless():
         if jobs == 1 or len(todo) <= 1:
-            for line, key, nb, parameters, digest, _ in todo:
-                print(f"{line} ... ", end="", flush=True)
-                status = run_notebook(nb, key, parameters, out / key, digest)
+            for job in todo:
+                print(f"{job.line} ... ", end="", flush=True)
+                status = run_notebook(job.notebook, job.key, job.parameters, out / job.key,
+                                      job.digest)
                 failures += status["status"] != "ok"
                 print(_result_line(status), flush=True)
         else:
@@ -367,18 +380,17 @@ def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, p
     return 1 if failures else 0
 
 
-def _run_concurrently(todo: list[tuple[str, str, Path, dict[str, Any], str, float]], out: Path,
-                      jobs: int) -> int:
+def _run_concurrently(todo: list[_Planned], out: Path, jobs: int) -> int:
     """Run `jobs` notebooks at once (each papermill run drives its own kernel process), the
     longest by its last run first; print a line as each finishes; return the failure count."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     print(f"running {len(todo)} notebooks, {jobs} at a time", flush=True)
-    ordered = sorted(todo, key=lambda item: -item[5])
+    ordered = sorted(todo, key=lambda job: -job.last_seconds)
     failures = 0
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_notebook, nb, key, parameters, out / key, digest): line
-                   for line, key, nb, parameters, digest, _ in ordered}
+        futures = {pool.submit(run_notebook, job.notebook, job.key, job.parameters, out / job.key,
+                               job.digest): job.line for job in ordered}
         for future in as_completed(futures):
             status = future.result()
             failures += status["status"] != "ok"
