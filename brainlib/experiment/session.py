@@ -25,7 +25,7 @@ from brainlib.engine import resolve_device, torch_threads
 from brainlib.engine.distributed import env_info
 from brainlib.experiment.estimate import full_run_text
 from brainlib.experiment.recorder import ClaimRecorder
-from brainlib.experiment.settings import Deviation, Reading, Settings
+from brainlib.experiment.settings import Deviation, Reading, Settings, deviation_texts
 from brainlib.report import DataSource, Run, start_run
 
 
@@ -73,8 +73,9 @@ class Experiment:
 
     @property
     def deviations(self) -> list[str]:
-        """Settings that differ from the paper's, then deviations found while running."""
-        return [str(d) for d in self.settings.deviations()] + list(self.extra_deviations)
+        """Settings that differ from the paper's (one text per reason), then deviations found
+        while running."""
+        return deviation_texts(self.settings.deviations()) + list(self.extra_deviations)
 
     @property
     def readings(self) -> list[str]:
@@ -287,7 +288,7 @@ def open_experiment(
         torch.set_num_threads(int(threads))
     deviations: list[Deviation] = settings.deviations()
     run = start_run(paper, {**params, "threads": torch.get_num_threads()}, out_dir, source,
-                    [str(d) for d in deviations], notes)
+                    deviation_texts(deviations), notes)
     run.readings.extend(str(r) for r in settings.readings())
     if params.get("profile") == "full":  # what the paper-scale run costs (docs/scale.md)
         run.add_note("GPU-hour estimate: " + full_run_text([paper]))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import pandas as pd
 
@@ -66,6 +66,30 @@ class Deviation:
     def __str__(self) -> str:
         return (f"{self.name}: {_show(self.value)} (paper: {_show(self.paper_value)}, "
                 f"{self.where}; {self.reason})")
+
+    def change(self) -> str:
+        """The change without its reason: "name: value (paper: x, where)"."""
+        return f"{self.name}: {_show(self.value)} (paper: {_show(self.paper_value)}, {self.where})"
+
+
+def deviation_texts(devs: Sequence[Deviation]) -> list[str]:
+    """One text per reason, so a long profile reason is stated once in captions and manifests.
+
+    Deviations sharing a reason become "<reason>: name: value (paper: x, where); name2: ...";
+    a deviation whose reason no other one shares keeps its own text, "name: value (paper: x,
+    where; reason)". Groups keep the order in which their reasons first appear.
+    """
+    groups: dict[str, list[Deviation]] = {}
+    for dev in devs:
+        groups.setdefault(dev.reason, []).append(dev)
+    texts = []
+    for reason, group in groups.items():
+        if len(group) == 1:
+            texts.append(str(group[0]))
+        else:
+            head = reason.rstrip().removesuffix(".")
+            texts.append(f"{head}: " + "; ".join(d.change() for d in group))
+    return texts
 
 
 @dataclass(frozen=True)
