@@ -81,6 +81,10 @@ class PretrainSpec:
     weight_decay: float = 0.0
     lr_step: int | None = None  # StepLR: lr x lr_gamma every lr_step epochs; None = constant
     lr_gamma: float = 0.1
+    #: torch CPU threads of the pretraining (None: the caller's). Part of the key because
+    #: intra-op threading changes float summation order: 1 and 2 threads give different
+    #: weights on CPU, and a cached encoder must not depend on which run trained it first.
+    threads: int | None = None
 
     def key(self) -> str:
         ident = {**asdict(self), "version": PRETRAIN_VERSION, "phantoms": str(GENERATOR_VERSION)}
@@ -93,7 +97,8 @@ class PretrainSpec:
 #: Fields added after encoders were cached: left out of the key at these defaults, so the
 #: weights cached before they existed are still found.
 _LATER_FIELDS: dict[str, Any] = {"label_min_pixels": LABEL_MIN_PIXELS, "optimizer": "adam",
-                                 "weight_decay": 0.0, "lr_step": None, "lr_gamma": 0.1}
+                                 "weight_decay": 0.0, "lr_step": None, "lr_gamma": 0.1,
+                                 "threads": None}
 
 
 @dataclass
@@ -248,6 +253,13 @@ def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = F
     if cache and weights.is_file() and meta.is_file():
         summary = json.loads(meta.read_text())["summary"]
         return PretrainedEncoder(weights, spec, summary, True, time.perf_counter() - t0)
+    with torch_threads(spec.threads):
+        return _pretrain(spec, device, progress, cache, scratch_dir, folder, t0)
+
+
+def _pretrain(spec: PretrainSpec, device: str, progress: bool, cache: bool,
+              scratch_dir: Path | None, folder: Path, t0: float) -> PretrainedEncoder:
+    weights, meta = folder / "encoder.pt", folder / "meta.json"
     x, y, groups, ids, classes = load_phantom_slices(spec)
     patients = np.unique(groups)
     rng = np.random.default_rng([spec.seed, 17])
@@ -345,7 +357,8 @@ def pretrain_spec(s: WangDrct2Settings, seed: int) -> PretrainSpec:
         arch=str(s.encoder_arch), augment=bool(s.pretrain_augment),
         label_min_pixels=int(s.pretrain_label_min_pixels), optimizer=str(s.pretrain_optimizer),
         weight_decay=float(s.pretrain_weight_decay),
-        lr_step=None if s.pretrain_lr_step is None else int(s.pretrain_lr_step))
+        lr_step=None if s.pretrain_lr_step is None else int(s.pretrain_lr_step),
+        threads=int(s.encode_threads))
 
 
 def make_encoder(kind: str, s: WangDrct2Settings, seed: int = 0, weights: str | None = None,
@@ -359,9 +372,8 @@ def make_encoder(kind: str, s: WangDrct2Settings, seed: int = 0, weights: str | 
         return SliceEncoder(s.width, False, seed=seed, arch=s.encoder_arch), None
     if kind != "phantom_pretrained":
         raise ValueError(f"unknown encoder kind {kind!r}")
-    with torch_threads(None):
-        pre = pretrain_encoder(pretrain_spec(s, seed), device=str(resolve_device(device)),
-                               progress=progress)
+    pre = pretrain_encoder(pretrain_spec(s, seed), device=str(resolve_device(device)),
+                           progress=progress)
     return SliceEncoder.from_pretrained(pre.path, s.width, pre.note, s.encoder_arch), pre
 
 

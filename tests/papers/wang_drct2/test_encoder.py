@@ -60,7 +60,7 @@ def test_spec_key_covers_every_setting():
 
 def test_default_label_rule_keeps_the_cache_key_of_specs_written_before_the_field():
     spec = _spec(label_size=32)
-    later = ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma")
+    later = ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma", "threads")
     ident = {k: v for k, v in dataclasses.asdict(spec).items() if k not in later}
     assert spec.key() == _key_without_field(ident)  # cached quick encoders stay valid
     assert _spec(label_size=32, label_min_pixels=16).key() != spec.key()
@@ -68,7 +68,8 @@ def test_default_label_rule_keeps_the_cache_key_of_specs_written_before_the_fiel
 
 def test_optimiser_fields_keep_old_keys_at_defaults_and_reach_key_note_and_fit(monkeypatch):
     old = {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items()
-           if k not in ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma")}
+           if k not in ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma",
+                        "threads")}
     assert _spec(label_size=32).key() == _key_without_field(old)  # cached encoders stay valid
     variants = [_spec(optimizer="adamw"), _spec(weight_decay=1e-4), _spec(lr_step=10),
                 _spec(lr_step=10, lr_gamma=0.5)]
@@ -178,3 +179,30 @@ def test_encoder_choice_and_random_ignores_env_weights(monkeypatch):
 def test_uncached_pretraining_needs_a_folder_the_caller_owns():
     with pytest.raises(ValueError, match="scratch_dir"):
         pretrain_encoder(_spec(), device="cpu", cache=False)
+
+
+def test_pretraining_threads_are_part_of_the_key_and_applied(monkeypatch):
+    """1 and 2 torch threads give different weights on CPU: a cached encoder must say which."""
+    assert len({_spec().key(), _spec(threads=1).key(), _spec(threads=2).key()}) == 3
+    assert _spec(label_size=32).key() == _key_without_field(  # None: keys written before it
+        {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items()
+         if k not in ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma",
+                      "threads")})
+    s = settings_for("quick", encode_threads=2)
+    assert pretrain_spec(s, 0).threads == 2
+    assert pretrain_spec(dataclasses.replace(s, encode_threads=1), 0).threads == 1
+    seen = {}
+
+    def fake_fit(*args, **kw):
+        seen["threads"] = torch.get_num_threads()
+        raise RuntimeError("stop")
+    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
+    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.load_phantom_slices",
+                        lambda sp: (torch.zeros(10, 3, 32, 32), torch.zeros(10, 2),
+                                    __import__("numpy").array([str(i // 2) for i in range(10)]),
+                                    [str(i) for i in range(10)], ("a", "b")))
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="stop"):
+        pretrain_encoder(_spec(threads=2), device="cpu", cache=False,
+                         scratch_dir=Path("/nonexistent"))
+    assert seen["threads"] == 2 and torch.get_num_threads() == before
