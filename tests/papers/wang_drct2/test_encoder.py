@@ -87,15 +87,20 @@ def test_optimiser_fields_keep_old_keys_at_defaults_and_reach_key_note_and_fit(m
         seen.update(kw)
         raise RuntimeError("stop")
     monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
-    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.load_phantom_slices",
-                        lambda sp: (torch.zeros(10, 3, 32, 32), torch.zeros(10, 2),
-                                    __import__("numpy").array([str(i // 2) for i in range(10)]),
-                                    [str(i) for i in range(10)], ("a", "b")))
+    _fake_phantom_slices(monkeypatch)
     with pytest.raises(RuntimeError, match="stop"):
         pretrain_encoder(_spec(optimizer="adamw", weight_decay=0.01, lr_step=12), device="cpu",
                          cache=False, scratch_dir=Path("/nonexistent"))
     assert (seen["optimizer"], seen["weight_decay"], seen["lr_step"], seen["lr_gamma"]) == (
         "adamw", 0.01, 12, 0.1)
+
+
+def _fake_phantom_slices(monkeypatch) -> None:
+    """Ten blank 32-px slices of five patients, two labels: enough to reach engine.fit."""
+    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.load_phantom_slices",
+                        lambda sp: (torch.zeros(10, 3, 32, 32), torch.zeros(10, 2),
+                                    __import__("numpy").array([str(i // 2) for i in range(10)]),
+                                    [str(i) for i in range(10)], ("a", "b")))
 
 
 def _key_without_field(ident: dict) -> str:
@@ -197,10 +202,7 @@ def test_pretraining_threads_are_part_of_the_key_and_applied(monkeypatch):
         seen["threads"] = torch.get_num_threads()
         raise RuntimeError("stop")
     monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
-    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.load_phantom_slices",
-                        lambda sp: (torch.zeros(10, 3, 32, 32), torch.zeros(10, 2),
-                                    __import__("numpy").array([str(i // 2) for i in range(10)]),
-                                    [str(i) for i in range(10)], ("a", "b")))
+    _fake_phantom_slices(monkeypatch)
     before = torch.get_num_threads()
     with pytest.raises(RuntimeError, match="stop"):
         pretrain_encoder(_spec(threads=2), device="cpu", cache=False,
