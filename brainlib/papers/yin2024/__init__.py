@@ -72,7 +72,9 @@ def setup(profile: str = "quick", data_root: str | None = None, out_dir: str | o
              "Image-level class of a Mask R-CNN: the best detection's class, normal when no detection "
              "scores above a threshold chosen on the validation split (table 'thresholds').",
              "On CPU runs are bit-identical per seed; on CUDA roi_align's backward is not deterministic, "
-             "so GPU runs agree only to within run-to-run noise (compare CIs, not digits)."]
+             "so GPU runs agree only to within run-to-run noise (compare CIs, not digits); not "
+             "measured here (no GPU), expect differences up to the seed-to-seed spread measured on "
+             "CPU (quick control 0.533-0.633 over seeds 0-2, docs/PERFORMANCE.md)."]
     return open_experiment(PAPER, settings, params=params, out_dir=out_dir, device=device, seed=seed,
                            data_root=data_root, source=source, threads=settings.threads,
                            captions=CAPTIONS, notes=notes)
