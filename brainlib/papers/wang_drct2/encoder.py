@@ -253,13 +253,6 @@ def pretrain_encoder(spec: PretrainSpec, device: str = "cpu", progress: bool = F
     if cache and weights.is_file() and meta.is_file():
         summary = json.loads(meta.read_text())["summary"]
         return PretrainedEncoder(weights, spec, summary, True, time.perf_counter() - t0)
-    with torch_threads(spec.threads):
-        return _pretrain(spec, device, progress, cache, scratch_dir, folder, t0)
-
-
-def _pretrain(spec: PretrainSpec, device: str, progress: bool, cache: bool,
-              scratch_dir: Path | None, folder: Path, t0: float) -> PretrainedEncoder:
-    weights, meta = folder / "encoder.pt", folder / "meta.json"
     x, y, groups, ids, classes = load_phantom_slices(spec)
     patients = np.unique(groups)
     rng = np.random.default_rng([spec.seed, 17])
@@ -271,14 +264,15 @@ def _pretrain(spec: PretrainSpec, device: str, progress: bool, cache: bool,
     val_set = _SliceSet(x[va], y[va], [ids[i] for i in va])
     seed_everything(spec.seed)
     model = SliceClassifier(spec.width, y.shape[1], spec.seed, spec.arch, spec.augment)
-    result = fit(model, make_loader(train_set, spec.batch, shuffle=True, seed=spec.seed),
-                 make_loader(val_set, 256), losses=[("bce", _bce, 1.0)], epochs=spec.epochs,
-                 lr=spec.lr, optimizer=spec.optimizer, weight_decay=spec.weight_decay,
-                 lr_step=spec.lr_step, lr_gamma=spec.lr_gamma,
-                 monitor="auc", mode="max", metric_fn=_macro_auc, device=device,
-                 seed=spec.seed, progress=progress)
-    best = result.model.to("cpu").eval()
-    val_auc = _macro_auc(predict(best, make_loader(val_set, 256), device="cpu"))["auc"]
+    with torch_threads(spec.threads):  # the weights depend on it (PretrainSpec.threads)
+        result = fit(model, make_loader(train_set, spec.batch, shuffle=True, seed=spec.seed),
+                     make_loader(val_set, 256), losses=[("bce", _bce, 1.0)],
+                     epochs=spec.epochs, lr=spec.lr, optimizer=spec.optimizer,
+                     weight_decay=spec.weight_decay, lr_step=spec.lr_step,
+                     lr_gamma=spec.lr_gamma, monitor="auc", mode="max", metric_fn=_macro_auc,
+                     device=device, seed=spec.seed, progress=progress)
+        best = result.model.to("cpu").eval()
+        val_auc = _macro_auc(predict(best, make_loader(val_set, 256), device="cpu"))["auc"]
     hist = result.history
     summary = {
         "classes": list(classes), "train_slices": int(len(tr)), "val_slices": int(len(va)),
@@ -290,16 +284,13 @@ def _pretrain(spec: PretrainSpec, device: str, progress: bool, cache: bool,
         "positive_rate": [float(v) for v in np.nanmean(y[tr].numpy(), 0)],
         "train_seconds": time.perf_counter() - t0,
     }
-    if cache:
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(weights) as tmp:
-            torch.save(best.encoder.features.state_dict(), tmp)
-        atomic_write(meta, json.dumps({"spec": asdict(spec), "summary": summary}, indent=1))
-    else:
+    if not cache:
         weights = Path(scratch_dir) / "encoder.pt"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(weights) as tmp:
-            torch.save(best.encoder.features.state_dict(), tmp)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(weights) as tmp:
+        torch.save(best.encoder.features.state_dict(), tmp)
+    if cache:
+        atomic_write(meta, json.dumps({"spec": asdict(spec), "summary": summary}, indent=1))
     return PretrainedEncoder(weights, spec, summary, False, time.perf_counter() - t0, hist)
 
 

@@ -16,6 +16,10 @@ from brainlib.papers.wang_drct2.settings import settings_for
 torch.set_num_threads(1)
 
 
+#: PretrainSpec fields added after encoders were first cached (left out of keys at defaults).
+_LATER = ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma", "threads")
+
+
 def _spec(**kw) -> PretrainSpec:
     base = dict(width=0.125, image_size=32, studies=4, phantom_seed=10_000, phantom_size=64,
                 difficulty=0.5, epochs=1, seed=0, batch=16)
@@ -60,16 +64,13 @@ def test_spec_key_covers_every_setting():
 
 def test_default_label_rule_keeps_the_cache_key_of_specs_written_before_the_field():
     spec = _spec(label_size=32)
-    later = ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma", "threads")
-    ident = {k: v for k, v in dataclasses.asdict(spec).items() if k not in later}
+    ident = {k: v for k, v in dataclasses.asdict(spec).items() if k not in _LATER}
     assert spec.key() == _key_without_field(ident)  # cached quick encoders stay valid
     assert _spec(label_size=32, label_min_pixels=16).key() != spec.key()
 
 
 def test_optimiser_fields_keep_old_keys_at_defaults_and_reach_key_note_and_fit(monkeypatch):
-    old = {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items()
-           if k not in ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma",
-                        "threads")}
+    old = {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items() if k not in _LATER}
     assert _spec(label_size=32).key() == _key_without_field(old)  # cached encoders stay valid
     variants = [_spec(optimizer="adamw"), _spec(weight_decay=1e-4), _spec(lr_step=10),
                 _spec(lr_step=10, lr_gamma=0.5)]
@@ -81,13 +82,7 @@ def test_optimiser_fields_keep_old_keys_at_defaults_and_reach_key_note_and_fit(m
                      pretrain_lr_step=12)
     spec = pretrain_spec(s, 0)
     assert (spec.optimizer, spec.weight_decay, spec.lr_step) == ("adamw", 0.01, 12)
-    seen = {}
-
-    def fake_fit(*args, **kw):
-        seen.update(kw)
-        raise RuntimeError("stop")
-    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
-    _fake_phantom_slices(monkeypatch)
+    seen = _stop_at_fit(monkeypatch)
     with pytest.raises(RuntimeError, match="stop"):
         pretrain_encoder(_spec(optimizer="adamw", weight_decay=0.01, lr_step=12), device="cpu",
                          cache=False, scratch_dir=Path("/nonexistent"))
@@ -95,12 +90,20 @@ def test_optimiser_fields_keep_old_keys_at_defaults_and_reach_key_note_and_fit(m
         "adamw", 0.01, 12, 0.1)
 
 
-def _fake_phantom_slices(monkeypatch) -> None:
-    """Ten blank 32-px slices of five patients, two labels: enough to reach engine.fit."""
+def _stop_at_fit(monkeypatch) -> dict:
+    """Ten blank 32-px slices of five patients, two labels; `fit` records its keyword
+    arguments and the torch thread count it ran with, then stops with RuntimeError("stop")."""
+    seen: dict = {}
+
+    def fake_fit(*args, **kw):
+        seen.update(kw, threads=torch.get_num_threads())
+        raise RuntimeError("stop")
+    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
     monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.load_phantom_slices",
                         lambda sp: (torch.zeros(10, 3, 32, 32), torch.zeros(10, 2),
                                     __import__("numpy").array([str(i // 2) for i in range(10)]),
                                     [str(i) for i in range(10)], ("a", "b")))
+    return seen
 
 
 def _key_without_field(ident: dict) -> str:
@@ -190,19 +193,11 @@ def test_pretraining_threads_are_part_of_the_key_and_applied(monkeypatch):
     """1 and 2 torch threads give different weights on CPU: a cached encoder must say which."""
     assert len({_spec().key(), _spec(threads=1).key(), _spec(threads=2).key()}) == 3
     assert _spec(label_size=32).key() == _key_without_field(  # None: keys written before it
-        {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items()
-         if k not in ("label_min_pixels", "optimizer", "weight_decay", "lr_step", "lr_gamma",
-                      "threads")})
+        {k: v for k, v in dataclasses.asdict(_spec(label_size=32)).items() if k not in _LATER})
     s = settings_for("quick", encode_threads=2)
     assert pretrain_spec(s, 0).threads == 2
     assert pretrain_spec(dataclasses.replace(s, encode_threads=1), 0).threads == 1
-    seen = {}
-
-    def fake_fit(*args, **kw):
-        seen["threads"] = torch.get_num_threads()
-        raise RuntimeError("stop")
-    monkeypatch.setattr("brainlib.papers.wang_drct2.encoder.fit", fake_fit)
-    _fake_phantom_slices(monkeypatch)
+    seen = _stop_at_fit(monkeypatch)
     before = torch.get_num_threads()
     with pytest.raises(RuntimeError, match="stop"):
         pretrain_encoder(_spec(threads=2), device="cpu", cache=False,
