@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainlib.engine.parallel import Job, run_jobs
 from brainlib.experiment import Experiment, open_experiment
 from brainlib.models.yin2024 import MASKRCNN_BACKBONES
 from brainlib.papers.yin2024 import claims as _claims
@@ -91,8 +92,39 @@ def classifier_names(exp: Experiment, table_name: str) -> list[str]:
     return [f"yin2024_{p}resnet{d}" for d in exp.settings.depths for p in prefixes]
 
 
+def prefetch(exp: Experiment, sets: dict[str, ImageSet]) -> dict[str, float]:
+    """Train every network of Tables 2-4 and 6 side by side on ``train_workers`` processes
+    (`brainlib.engine.parallel`); each detector waits for its backbone classifier. The
+    sequential code of `classification` and `detection` then loads the finished checkpoints,
+    so the numbers are those of a one-process run. Returns seconds per training ({} with one
+    worker: nothing runs here)."""
+    s = exp.settings
+    jobs: list[Job] = []
+    for name, data in sets.items():
+        backbones = {v: MASKRCNN_BACKBONES[v] if s.det_init == "classifier" else None for v in s.ablation}
+        first = list(dict.fromkeys(b for b in backbones.values() if b))
+        rest = [m for t in CLASSIFIER_TABLES for m in classifier_names(exp, t) if m not in first]
+        # backbones, then the detectors (the longest trainings start as early as they can),
+        # then the other classifiers filling the gaps
+        jobs += [Job(f"{name}/{m}", train.prefetch_classifier, (exp, data, m)) for m in first]
+        jobs += [Job(f"{name}/{v}", train.prefetch_detector, (exp, data, v, b),
+                     after=(f"{name}/{b}",) if b else ()) for v, b in backbones.items()]
+        jobs += [Job(f"{name}/{m}", train.prefetch_classifier, (exp, data, m)) for m in rest]
+    if s.train_workers <= 1:
+        return {}
+    with exp.timed("prefetch"):
+        seconds = run_jobs(jobs, s.train_workers, s.threads)
+    exp.note(f"{len(jobs)} trainings on {s.train_workers} worker processes in "
+             f"{exp.timings['prefetch']:.0f} s wall (" +
+             ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ")")
+    return seconds
+
+
 def classification(exp: Experiment, sets: dict[str, ImageSet]) -> tuple[Results, list[train.Trained]]:
-    """Train every network of Tables 2-4 on each dataset; save test predictions."""
+    """Train every network of Tables 2-4 on each dataset; save test predictions. With
+    ``train_workers > 1`` the detectors of Table 6 are trained here too, side by side with
+    the classifiers (`prefetch`); `detection` then loads them."""
+    prefetch(exp, sets)
     results: Results = {}
     trained_all = []
     for name, data in sets.items():

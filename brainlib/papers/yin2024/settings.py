@@ -128,6 +128,13 @@ class Yin2024Settings(Settings):
     n_boot: int = runtime(1000, "bootstrap resamples of every CI and paired test")
     threads: int = runtime(1, "torch threads; measured on the shared 2-core CPU (load ~9): 2 threads "
                            "made a training step 10-40x slower than 1")
+    train_workers: int = runtime(1, "processes training the networks side by side (each with "
+                                 "`threads` torch threads; brainlib.engine.parallel): the "
+                                 "numbers are those of one process, only wall time changes. "
+                                 "Quick uses 2: notebook 408 -> 367 s on an idle 2-core host "
+                                 "(each training ~1.3x slower beside another; the longest "
+                                 "chain, TCCBAM-DResNet-10 then its Mask R-CNN, sets the wall "
+                                 "time; docs/PERFORMANCE.md)")
     examples: int = runtime(4, "test images in the example-detection figure")
 
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
@@ -138,7 +145,7 @@ class Yin2024Settings(Settings):
             "head_dim": 64, "mask_dim": 16, "det_epochs": 12, "det_batch_size": 4, "rpn_proposals": (150, 75, 75, 40),
             "box_batch": 32, "box_positive_fraction": 0.5, "ablation": ("maskrcnn", "maskrcnn_dc_am"),
             "detections_per_img": 8, "anchor_sizes": ((4, 8), (8, 16), (16, 32), (32, 64), (64, 128)),
-            "rpn_fg_iou": 0.5, "n_boot": 200,
+            "rpn_fg_iou": 0.5, "n_boot": 200, "train_workers": 2,
         },
         "smoke": {
             "dataset": "both", "phantom_studies": 12, "phantom_patients": 16, "phantom_size": 64,

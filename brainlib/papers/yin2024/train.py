@@ -213,6 +213,17 @@ def detections(exp: Experiment, trained: Trained, data: ImageSet, indices: np.nd
              "truth": batch["targets"][i]} for i, d in enumerate(model.last_detections)]
 
 
+def prefetch_classifier(exp: Experiment, data: ImageSet, name: str) -> None:
+    """Worker job (`brainlib.engine.parallel`): train one classifier into its checkpoint."""
+    train_classifier(exp, data, name)
+
+
+def prefetch_detector(exp: Experiment, data: ImageSet, variant: str, backbone: str | None) -> None:
+    """Worker job: train one detector into its checkpoint, its backbone classifier (finished
+    by an earlier job, so loaded from its checkpoint) first."""
+    train_detector(exp, data, variant, train_classifier(exp, data, backbone) if backbone else None)
+
+
 def history(trained: list[Trained]) -> pd.DataFrame:
     frames = [t.fit.history.assign(dataset=t.dataset, network=t.name) for t in trained]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
