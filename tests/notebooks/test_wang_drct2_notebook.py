@@ -62,7 +62,7 @@ def test_notebook_smoke_run(tmp_path, brainlib_kernel, monkeypatch):
     assert (checks["status"] == "not enforced").all()    # smoke: recorded, not judged
     figs = {p.name for p in (out / "figures").iterdir()}
     for stem in ("fig5_precision_recall", "fig6_mkey", "fig7_top5_positions",
-                 "fig8_per_disease_accuracy", "fig2_report_1", "fig2_report_2"):
+                 "fig8_per_disease_accuracy", "fig2_report_1"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= figs
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parameters"]["profile"] == "smoke"

@@ -138,7 +138,7 @@ class WangDrct2Settings(Settings):
             "image_size": 32, "zoom_size": 73,
             "m_key": 4, "fig6_m_keys": (4, 8),
             "width": 0.125, "hidden": 16, "fc": (16, 16),
-            "report_scans": 2, "n_boot": 50,
+            "report_scans": 1, "n_boot": 50,  # one Fig. 2 report: ~5 s each (smoke <= 60 s)
             "pretrain_studies": 12, "pretrain_epochs": 1,
         },
     }
