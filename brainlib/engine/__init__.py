@@ -31,7 +31,7 @@ Conventions
 
 Modules: ``loaders`` (seeding, samplers), ``batches``, ``optim``, ``checkpoint``,
 ``evaluation`` (evaluate / predict), ``training`` (fit), ``distributed`` and ``syncbn`` (DDP),
-``launch`` (``--nproc``), ``kfold``.
+``launch`` (``--nproc``), ``kfold``, ``parallel`` (independent trainings on worker processes).
 """
 from __future__ import annotations
 
