@@ -72,8 +72,9 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int | None = 1) -> dict
 
     Jobs start in the given order as soon as their ``after`` jobs have finished. Returns the
     wall seconds of each job (empty when ``workers <= 1`` or there are no jobs: then nothing
-    runs and the caller's sequential code trains). The first job that raises stops the pool
-    (queued jobs are cancelled) and its exception is raised here.
+    runs and the caller's sequential code trains). The first job that raises (or an
+    interrupt) stops the pool: queued jobs are cancelled, running ones terminated (their
+    last completed epoch stays checkpointed), and the exception is raised here.
 
     Raises:
         ValueError: duplicate names, unknown or cyclic dependencies.
@@ -99,8 +100,9 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int | None = 1) -> dict
                 for fut in finished:
                     name = running.pop(fut)
                     seconds[name] = fut.result()  # re-raises the worker's exception
-        except BaseException:
-            for fut in running:
-                fut.cancel()
+        except BaseException:  # a failed job or an interrupt: stop the others now
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()  # checkpoints are written atomically: a rerun resumes
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
     return seconds

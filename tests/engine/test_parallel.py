@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,15 @@ def test_one_worker_runs_nothing(tmp_path: Path) -> None:
     assert not out.exists()  # the caller's sequential code trains
 
 
-def test_a_failing_job_raises_its_error(tmp_path: Path) -> None:
-    jobs = [Job("copy", shutil.copyfile, (tmp_path / "missing", tmp_path / "b"))]
+def test_a_failing_job_raises_at_once_and_stops_the_others(tmp_path: Path) -> None:
+    jobs = [Job("long", time.sleep, (120,)),
+            Job("copy", shutil.copyfile, (tmp_path / "missing", tmp_path / "b")),
+            Job("later", Path.write_text, (tmp_path / "later.txt", "x"), after=("long",))]
+    t0 = time.perf_counter()
     with pytest.raises(FileNotFoundError):
         run_jobs(jobs, workers=2)
+    assert time.perf_counter() - t0 < 100  # the 120-s job was terminated, not awaited
+    assert not (tmp_path / "later.txt").exists()
 
 
 @pytest.mark.parametrize("jobs, message", [
