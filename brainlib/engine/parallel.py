@@ -17,7 +17,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ class Job:
     name: str
     fn: Callable[..., Any]
     args: tuple = ()
-    after: tuple[str, ...] = field(default=())
+    after: tuple[str, ...] = ()
 
 
 def _init_worker(threads: int | None) -> None:

@@ -92,6 +92,11 @@ def classifier_names(exp: Experiment, table_name: str) -> list[str]:
     return [f"yin2024_{p}resnet{d}" for d in exp.settings.depths for p in prefixes]
 
 
+def _backbone_name(exp: Experiment, variant: str) -> str | None:
+    """The classifier whose weights start detector `variant`'s backbone (None: random init)."""
+    return MASKRCNN_BACKBONES[variant] if exp.settings.det_init == "classifier" else None
+
+
 def prefetch(exp: Experiment, sets: dict[str, ImageSet]) -> dict[str, float]:
     """Train every network of Tables 2-4 and 6 side by side on ``train_workers`` processes
     (`brainlib.engine.parallel`); each detector waits for its backbone classifier. The
@@ -99,9 +104,11 @@ def prefetch(exp: Experiment, sets: dict[str, ImageSet]) -> dict[str, float]:
     so the numbers are those of a one-process run. Returns seconds per training ({} with one
     worker: nothing runs here)."""
     s = exp.settings
+    if s.train_workers <= 1:
+        return {}
     jobs: list[Job] = []
     for name, data in sets.items():
-        backbones = {v: MASKRCNN_BACKBONES[v] if s.det_init == "classifier" else None for v in s.ablation}
+        backbones = {v: _backbone_name(exp, v) for v in s.ablation}
         first = list(dict.fromkeys(b for b in backbones.values() if b))
         rest = [m for t in CLASSIFIER_TABLES for m in classifier_names(exp, t) if m not in first]
         # backbones, then the detectors (the longest trainings start as early as they can),
@@ -110,8 +117,6 @@ def prefetch(exp: Experiment, sets: dict[str, ImageSet]) -> dict[str, float]:
         jobs += [Job(f"{name}/{v}", train.prefetch_detector, (exp, data, v, b),
                      after=(f"{name}/{b}",) if b else ()) for v, b in backbones.items()]
         jobs += [Job(f"{name}/{m}", train.prefetch_classifier, (exp, data, m)) for m in rest]
-    if s.train_workers <= 1:
-        return {}
     with exp.timed("prefetch"):
         seconds = run_jobs(jobs, s.train_workers, s.threads)
     exp.note(f"{len(jobs)} trainings on {s.train_workers} worker processes in "
@@ -154,8 +159,8 @@ def detection(exp: Experiment, sets: dict[str, ImageSet], results: Results,
         rows = {}
         for variant in exp.settings.ablation:
             backbone = None
-            if exp.settings.det_init == "classifier":
-                source = MASKRCNN_BACKBONES[variant]
+            source = _backbone_name(exp, variant)
+            if source is not None:
                 backbone = by_key.get((name, source)) or train.train_classifier(exp, data, source)
                 by_key[(name, source)] = backbone
             trained = train.train_detector(exp, data, variant, backbone)
