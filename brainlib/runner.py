@@ -31,6 +31,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 from brainlib import PAPERS
 from brainlib._atomic import LockedError, atomic_path, atomic_write, sweep_temp
+from brainlib.host import describe, host_profile, load_average
 from brainlib.paths import repo_root
 from brainlib.run_guard import EXIT_LOCKED, OutputLocationError, check_out_dir, output_lock
 from brainlib.run_inputs import KERNEL_NAME, data_digest, input_hash, package_digest
@@ -149,8 +150,10 @@ def export_html(notebook: Path, html_path: Path) -> None:
     atomic_write(html_path, notebook_to_html(nbformat.read(str(notebook), as_version=4)))
 
 
-def _update_manifest(folder: Path, files: Sequence[Path], seconds: float) -> None:
-    """Add the executed notebook, its HTML and the run time to the notebook's manifest.json."""
+def _update_manifest(folder: Path, files: Sequence[Path], seconds: float,
+                     machine: dict[str, Any] | None = None) -> None:
+    """Add the executed notebook, its HTML, the run time and the host it ran on
+    (`brainlib.host`) to the notebook's manifest.json."""
     from brainlib.report import sha256_file
 
     manifest_path = folder / "manifest.json"
@@ -162,12 +165,17 @@ def _update_manifest(folder: Path, files: Sequence[Path], seconds: float) -> Non
         if path.exists():
             artifacts[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["run_seconds"] = round(seconds, 1)
+    if machine is not None:
+        manifest["machine"] = machine
     _write_json(manifest_path, manifest)
 
 
 def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: Path,
-                 digest: str) -> dict[str, Any]:
-    """Execute one notebook into ``out_dir`` and return its status record (also written)."""
+                 digest: str, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Execute one notebook into ``out_dir`` and return its status record (also written).
+
+    `machine`: the run's `brainlib.host.host_profile`, stored with the run time (the load
+    average at the end is added), so that run times of different hosts can be compared."""
     import papermill
 
     from brainlib.report import clear_artifacts
@@ -182,6 +190,8 @@ def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: 
                               "started": _now(), "pid": os.getpid(), "host": socket.gethostname(),
                               "parameters": parameters, "input_hash": None,
                               "output_notebook": output.name, "html": html_path.name}
+    if machine is not None:
+        status["machine"] = dict(machine)
     _write_json(folder / "status.json", status)
     start = time.perf_counter()
     papermill_log = logging.getLogger("papermill")
@@ -212,7 +222,9 @@ def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: 
             status["html"] = None
             status["html_error"] = f"{type(exc).__name__}: {exc}"
     status.update(finished=_now(), seconds=round(seconds, 1))
-    _update_manifest(folder, [output, html_path], seconds)
+    if machine is not None:
+        status["machine"]["load_1min_end"] = load_average()
+    _update_manifest(folder, [output, html_path], seconds, status.get("machine"))
     _write_json(folder / "status.json", status)
     return status
 
@@ -365,22 +377,26 @@ def _run_keyed(keyed: dict[str, Path], out: Path, root: str | None, data: str, p
         todo.append(_Planned(f"{prefix} running {nb.name}{resumed}", key, nb, parameters, digest,
                              last_seconds))
     jobs = default_jobs(profile, len(todo)) if jobs is None else max(1, int(jobs))
+    machine = host_profile() if todo else None  # measured before any notebook loads the CPU
+    if machine is not None:
+        print(f"host: {describe(machine)}", flush=True)
     with _headless():
         if jobs == 1 or len(todo) <= 1:
             for job in todo:
                 print(f"{job.line} ... ", end="", flush=True)
                 status = run_notebook(job.notebook, job.key, job.parameters, out / job.key,
-                                      job.digest)
+                                      job.digest, machine)
                 failures += status["status"] != "ok"
                 print(_result_line(status), flush=True)
         else:
-            failures += _run_concurrently(todo, out, jobs)
+            failures += _run_concurrently(todo, out, jobs, machine)
     if failures:
         print(f"{failures} of {total} notebook(s) failed; see {out}/<key>/status.json", flush=True)
     return 1 if failures else 0
 
 
-def _run_concurrently(todo: list[_Planned], out: Path, jobs: int) -> int:
+def _run_concurrently(todo: list[_Planned], out: Path, jobs: int,
+                      machine: dict[str, Any] | None = None) -> int:
     """Run `jobs` notebooks at once (each papermill run drives its own kernel process), the
     longest by its last run first; print a line as each finishes; return the failure count."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -390,7 +406,7 @@ def _run_concurrently(todo: list[_Planned], out: Path, jobs: int) -> int:
     failures = 0
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_notebook, job.notebook, job.key, job.parameters, out / job.key,
-                               job.digest): job.line for job in ordered}
+                               job.digest, machine): job.line for job in ordered}
         for future in as_completed(futures):
             status = future.result()
             failures += status["status"] != "ok"

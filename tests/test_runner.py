@@ -126,6 +126,10 @@ def test_failure_recorded_others_still_run(notebooks, tmp_path, brainlib_kernel)
     manifest = json.loads((out / "demo_ok" / "manifest.json").read_text())
     assert {"tables/table1.csv", "demo_ok.ipynb", "demo_ok.html"} <= set(manifest["artifacts"])
     assert manifest["run_seconds"] > 0
+    # the host and its reference speed, measured once before the notebooks, beside the time
+    machine = ok["machine"]
+    assert machine["logical_cpus"] >= 1 and machine["gemm_gflops_1thread"] > 0
+    assert "load_1min_end" in machine and manifest["machine"] == machine
 
     failed = _status(out, "demo_fails")
     assert failed["status"] == "failed" and failed["input_hash"] is None

@@ -20,6 +20,7 @@ import pandas as pd
 
 from brainlib import PAPERS, claims
 from brainlib._atomic import pid_alive
+from brainlib.host import describe as describe_host
 from brainlib.data.csvfile import CsvFileError, read_csv_bounded
 from brainlib.report.model import (CLAIM_STATUSES, PAPER_DATA, PAPER_TITLES, SETTING_STATUSES, AuditView,
                                    ClaimCounts, Grid, InstrumentView, Link, PaperSection, ReportData,
@@ -234,6 +235,8 @@ def _run_facts(section: PaperSection, key: str, status: dict[str, Any] | None,
     if status:
         section.time = fmt_seconds(status.get("seconds"))
         facts.append(("Run time", f"{section.time} (finished {status.get('finished', '?')})"))
+        if status.get("machine"):
+            facts.append(("Host", describe_host(status["machine"])))
         for name, fld in (("executed notebook", "output_notebook"), ("HTML", "html")):
             if status.get(fld):
                 section.links.append(Link(name, href(key, str(status[fld]))))

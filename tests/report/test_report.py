@@ -240,7 +240,9 @@ def _fake_outputs(out: Path, nb_dir: Path) -> None:
     ok.finish()
     (out / "he2024" / "status.json").write_text(json.dumps(
         {"status": "ok", "seconds": 61.0, "finished": "2026-01-01T00:00:00+00:00",
-         "parameters": {"profile": "quick"}, "output_notebook": "he2024.ipynb", "html": "he2024.html"}))
+         "parameters": {"profile": "quick"}, "output_notebook": "he2024.ipynb", "html": "he2024.html",
+         "machine": {"cpu": "AMD EPYC", "logical_cpus": 2, "vector": ["avx2", "fma", "avx"],
+                     "load_1min": 0.4, "gemm_gflops_1thread": 17.25, "load_1min_end": 1.9}}))
     (out / "wang_drct2").mkdir(parents=True)
     (out / "wang_drct2" / "status.json").write_text(json.dumps(
         {"status": "failed", "seconds": 3.0, "parameters": {"profile": "quick"},
@@ -275,6 +277,10 @@ def test_write_report_lists_every_paper_and_failures(tmp_path):
     assert "optimiser: Adam (the paper does not say)" in he and "epochs 2 instead of 30" in he
     assert "synthetic phantoms (RSNA layout) — not the paper's dataset" in text
     assert "Run time: 61 s" in text and "Profile: quick" in he
+    # the host beside the run time: seconds of different hosts are not comparable without it
+    assert ("Host: AMD EPYC, 2 CPUs (avx2, fma), reference GEMM 17.2 GFLOP/s (1 thread), "
+            "load 0.4 at the start, 1.9 at the end") in he
+    assert "Host:" not in _section(text, "wang_drct2")  # a status without it: no line
     assert ("./reproduce.sh --only he2024 --profile full --device cuda --data-root /path/to/DATA" in he
             and "rsna/" in he)
     assert "[table1](he2024/tables/table1.md) — Series used." in he
