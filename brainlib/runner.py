@@ -204,8 +204,11 @@ def run_notebook(notebook: Path, key: str, parameters: dict[str, Any], out_dir: 
                 papermill.execute_notebook(
                     str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
                     cwd=str(repo_root()), progress_bar=False, log_output=False,
-                    # keep the console to one line per notebook: no kernel start-up warnings
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                    # keep the console to one line per notebook: no kernel start-up warnings,
+                    # nor "ERROR | KeyboardInterrupt caught in kernel" (jupyter_client interrupts
+                    # every kernel it shuts down; a busy host loses that race now and then).
+                    # Cell errors and a dead kernel still reach status.json through papermill.
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
             except Exception as exc:  # recorded; the notebook with its error banner is kept
                 status["status"], status["error"] = "failed", _error_record(exc)
         if status["status"] == "running":
