@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from brainlib.data.sequences import fixed_length_sequences
 from brainlib.engine import fit, kfold_split, make_loader, predict, resolve_device, \
     seed_everything, torch_threads
-from brainlib.metrics import macro_prf
+from brainlib.metrics import macro_auc, macro_prf
 from brainlib.models import create_model
 from brainlib.models.drct import drct_losses, scan_max_losses, slice_level_losses
 from brainlib.papers.wang_drct2.data import ScanData, SequenceSet
@@ -184,6 +184,12 @@ class CVResult:
 
     def metrics(self, variant: str) -> dict[str, float]:
         return macro_prf(self.data.labels, self.scores[variant])
+
+    def fold_macro_aucs(self, variant: str) -> list[float]:
+        """Macro ROC AUC of each fold's model on its own held-out scans (labels without both
+        values in a fold are left out of that fold's mean; NaN when none has both)."""
+        return [macro_auc(self.data.labels[self.fold_of == f], self.scores[variant][self.fold_of == f])
+                for f in sorted(set(int(k) for k in self.fold_of) - {-1})]
 
     def key(self, column: str = "any") -> np.ndarray:
         """(n_scans, M) bool: test-sequence slices showing `column` (RSNA per-slice labels)."""

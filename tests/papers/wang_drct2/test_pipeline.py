@@ -1,6 +1,8 @@
 """wang_drct2 pipeline on toy features: cross-validation, tables, claims, provenance."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,6 +66,31 @@ def test_cross_validate_toy_data_end_to_end(toy_cv):
     assert {"precision", "recall"} <= set(h.columns)    # Fig. 5 curve
     cv2 = wang.cross_validate(data, cv.settings, seed=0, device="cpu", variants=cv.variants[:2])
     assert np.array_equal(cv2.scores["drct2"], cv.scores["drct2"])  # same seed, same numbers
+
+
+def test_positive_control_reads_the_mean_of_per_fold_aucs(toy_cv):
+    """The AUC checks: mean over folds of each fold model's AUC on its own held-out scans
+    (scikit-learn's cross_val_score estimate), with the pooled out-of-fold AUC beside it."""
+    from brainlib.papers.wang_drct2.controls import fold_mean_auc, positive_controls
+
+    cv, data = toy_cv, toy_cv.data
+    mean, folds, pooled = fold_mean_auc(cv, "drct2")
+    expected = [macro_auc(data.labels[cv.fold_of == f], cv.scores["drct2"][cv.fold_of == f])
+                for f in np.unique(cv.fold_of)]
+    assert folds == pytest.approx(expected) and len(folds) == cv.settings.folds_rsna
+    assert mean == pytest.approx(np.nanmean(expected))
+    assert pooled == pytest.approx(macro_auc(data.labels, cv.scores["drct2"]))
+    # one fold model's scores shifted by a constant: its own ranking (so every per-fold AUC)
+    # is unchanged, the pooled ROC is not - the reason the check reads the per-fold mean
+    shifted = dataclasses.replace(cv, scores={**cv.scores,
+                                              "drct2": cv.scores["drct2"] + (cv.fold_of == 0)[:, None]})
+    mean2, folds2, pooled2 = fold_mean_auc(shifted, "drct2")
+    assert folds2 == pytest.approx(folds) and pooled2 != pytest.approx(pooled)
+    rows = positive_controls([cv]).set_index("name")
+    assert rows.loc["rsna/drct2/macro_auc", "value"] == pytest.approx(mean)
+    assert f"pooled out-of-fold scores of the {len(folds)} models: {pooled:.3f}" in \
+        rows.loc["rsna/drct2/macro_auc", "what"]
+    assert rows.loc["rsna/slice_max/macro_auc", "value"] == pytest.approx(fold_mean_auc(cv, "slice_max")[0])
 
 
 def test_max_over_slices_baseline_finds_the_toy_lesions_from_scan_labels():
