@@ -68,9 +68,10 @@ CAPTIONS: dict[str, str] = {
     "ablation_feature_norm": "DrCT2 with and without per-feature standardisation of z before "
                              "eq. 3's softmax (the paper has none); macro P/R/F1 and ROC AUC on "
                              "pooled out-of-fold predictions",
-    "difficulty_sweep": "DrCT1 and DrCT2 scan-level macro ROC AUC (out-of-fold, patient "
-                        "bootstrap 95% CI) against the phantom difficulty knob; same settings "
-                        "and frozen encoder at every difficulty (not in the paper)",
+    "difficulty_sweep": "DrCT1 and DrCT2 scan-level macro ROC AUC (pooled out-of-fold, patient "
+                        "bootstrap 95% CI; fold_mean_auc: mean of the per-fold AUCs, the "
+                        "positive controls' estimate) against the phantom difficulty knob; same "
+                        "settings and frozen encoder at every difficulty (not in the paper)",
     "fig_difficulty_sweep": "DrCT2 vs DrCT1 scan-level macro AUC against phantom difficulty "
                             "(lesion contrast, size, noise); shaded: 95% CI",
 }

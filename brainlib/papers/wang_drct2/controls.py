@@ -109,9 +109,10 @@ def positive_controls(cvs: Mapping[str, CVResult] | Sequence[CVResult]) -> pd.Da
 def difficulty_sweep(exp: Any, difficulties: Sequence[float] = SWEEP_DIFFICULTIES,
                      dataset: str = "rsna", weights: str | None = None,
                      n_boot: int | None = None) -> pd.DataFrame:
-    """DrCT1 and DrCT2 scan-level macro AUC (out-of-fold, patient-bootstrap 95 % CI) on
-    `dataset`-layout phantoms at each difficulty; everything else as in the run (same
-    settings, seed, frozen encoder, checkpoints under the run's folder)."""
+    """DrCT1 and DrCT2 scan-level macro AUC (pooled out-of-fold, patient-bootstrap 95 % CI;
+    and the positive controls' estimate, the mean of the per-fold AUCs) on `dataset`-layout
+    phantoms at each difficulty; everything else as in the run (same settings, seed, frozen
+    encoder, checkpoints under the run's folder)."""
     from brainlib.metrics import bootstrap_ci
 
     s0 = exp.settings
@@ -139,6 +140,7 @@ def difficulty_sweep(exp: Any, difficulties: Sequence[float] = SWEEP_DIFFICULTIE
                          "model": v.replace("drct", "DrCT"),
                          "macro_auc": round(macro_auc(cv.data.labels, cv.scores[v]), 4),
                          "ci_low": round(lo, 4), "ci_high": round(hi, 4),
+                         "fold_mean_auc": round(fold_mean_auc(cv, v)[0], 4),
                          "scans": cv.data.n_scans})
     return pd.DataFrame(rows)
 
