@@ -6,7 +6,7 @@ changes them again. A time budget or a regression read from a bare number of sec
 therefore ambiguous. `host_profile` records, once per ``./reproduce.sh`` run and before any
 notebook starts, the CPU model, the logical CPUs, the vector extensions, the 1-minute load
 average and a **reference speed**: single-thread float32 GEMM throughput (512 x 512, numpy's
-BLAS; about half a second). The runner stores it in every notebook's status.json and the
+BLAS; under a second). The runner stores it in every notebook's status.json and the
 report shows it beside each run time, so two runs' seconds can be compared with their hosts'.
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ def host_profile(measure: bool = True) -> dict[str, Any]:
 
 def describe(host: dict[str, Any] | None) -> str:
     """One line for the console and the report, e.g. ``AMD EPYC, 2 CPUs (avx2, fma),
-    reference GEMM 17.3 GFLOP/s (1 thread), load 0.4``."""
+    reference GEMM 17.3 GFLOP/s (1 thread), load 0.4 at the start, 1.9 at the end``."""
     if not host:
         return "not recorded"
     parts = [str(host.get("cpu") or "unknown CPU")]

@@ -136,11 +136,12 @@ def difficulty_sweep(exp: Any, difficulties: Sequence[float] = SWEEP_DIFFICULTIE
                 lo, hi = ci.low, ci.high
             except ValueError:
                 lo = hi = float("nan")
+            fold_mean, _, pooled = fold_mean_auc(cv, v)
             rows.append({"difficulty": float(d), "dataset": LAYOUT_LABEL[dataset],
                          "model": v.replace("drct", "DrCT"),
-                         "macro_auc": round(macro_auc(cv.data.labels, cv.scores[v]), 4),
+                         "macro_auc": round(pooled, 4),
                          "ci_low": round(lo, 4), "ci_high": round(hi, 4),
-                         "fold_mean_auc": round(fold_mean_auc(cv, v)[0], 4),
+                         "fold_mean_auc": round(fold_mean, 4),
                          "scans": cv.data.n_scans})
     return pd.DataFrame(rows)
 

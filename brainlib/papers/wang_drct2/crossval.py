@@ -188,8 +188,8 @@ class CVResult:
     def fold_macro_aucs(self, variant: str) -> list[float]:
         """Macro ROC AUC of each fold's model on its own held-out scans (labels without both
         values in a fold are left out of that fold's mean; NaN when none has both)."""
-        return [macro_auc(self.data.labels[self.fold_of == f], self.scores[variant][self.fold_of == f])
-                for f in sorted(set(int(k) for k in self.fold_of) - {-1})]
+        masks = [self.fold_of == f for f in np.unique(self.fold_of[self.fold_of >= 0])]
+        return [macro_auc(self.data.labels[m], self.scores[variant][m]) for m in masks]
 
     def key(self, column: str = "any") -> np.ndarray:
         """(n_scans, M) bool: test-sequence slices showing `column` (RSNA per-slice labels)."""
