@@ -43,6 +43,13 @@ def _param_groups(
     return groups
 
 
+#: The multi-tensor ("foreach") update on every device. PyTorch picks it by default on CUDA
+#: only; on the CPU the per-parameter loop took ~14 ms of an 86 ms he2024 quick step (67
+#: parameter tensors, one thread) and the foreach form computes the same floats in the same
+#: order (bit-identical weights: tests/engine/test_optim_foreach.py).
+FOREACH = True
+
+
 def _make_optimizer(
     name: str | Callable, groups: list[dict[str, Any]], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
@@ -50,10 +57,11 @@ def _make_optimizer(
         return name(groups, lr=lr, weight_decay=weight_decay)
     key = name.lower()
     if key == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, foreach=FOREACH)
     if key == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, foreach=FOREACH)
     if key == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay,
+                               foreach=FOREACH)
     raise ValueError(f"optimizer must be 'adam', 'adamw', 'sgd' or a callable, got {name!r}")
 

@@ -96,7 +96,9 @@ def fit(
         metric_fn: called on validation :class:`Predictions` (scores after ``activation``).
         checkpoint_dir: if set, ``last.pt`` (full training state) after every epoch and
             ``best.pt`` (best weights), both written atomically; temporary files a killed
-            run left there are removed first.
+            run left there are removed first. When every epoch is the best so far (no
+            ``val_loader``, or ``monitor="epoch"`` with mode max) ``best.pt`` would repeat
+            ``last.pt``'s weights: it is not written and ``best_checkpoint`` is ``last.pt``.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (the default when a
             ``checkpoint_dir`` is given; a finished training returns at once). ``False``
             discards earlier checkpoints and starts afresh. A checkpoint of another
@@ -153,11 +155,14 @@ def fit(
     if resume is None:
         resume = ckpt_dir is not None
     last_path = ckpt_dir / LAST_CHECKPOINT if ckpt_dir else None
-    best_path = ckpt_dir / BEST_CHECKPOINT if ckpt_dir else None
+    # The latest epoch is always the best: keep no second copy of its weights (one save and
+    # one state clone less per epoch; wang_drct2's CV trains ~50 models this way).
+    latest_is_best = val_loader is None or (monitor == "epoch" and mode == "max")
+    best_path = ckpt_dir / BEST_CHECKPOINT if ckpt_dir and not latest_is_best else None
     if ckpt_dir is not None and info.is_main:
         sweep_temp(ckpt_dir, recursive=False)  # partial checkpoints of a killed run
         if not resume:
-            for path in (last_path, best_path):
+            for path in (last_path, ckpt_dir / BEST_CHECKPOINT):
                 path.unlink(missing_ok=True)  # type: ignore[union-attr]
     distributed.barrier(info)
     history: list[dict[str, Any]] = []
@@ -226,6 +231,7 @@ def fit(
             improved = _is_better(score, best_score, mode)
         if improved:
             best_score, best_epoch = score, epoch + 1
+        if improved and not latest_is_best:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if best_path is not None and info.is_main:
                 _atomic_save({"model": best_state, "epoch": best_epoch, "best_score": best_score,
@@ -255,13 +261,14 @@ def fit(
         best_state = load_checkpoint(best_path, map_location=dev)["model"]
     if best_state is not None:
         model.load_state_dict(best_state)
+    best_file = last_path if latest_is_best else best_path
     return FitResult(
         history=pd.DataFrame(history),
         best_epoch=best_epoch,
         best_score=float("nan") if best_score is None else float(best_score),
         model=model,
         last_checkpoint=last_path if last_path is not None and last_path.is_file() else None,
-        best_checkpoint=best_path if best_path is not None and best_path.is_file() else None,
+        best_checkpoint=best_file if best_file is not None and best_file.is_file() else None,
         monitor=monitor,
         resumed_from=resumed_from,
         world_size=info.world_size,

@@ -71,3 +71,41 @@ def test_checkpoint_of_the_older_format_still_resumes(tmp_path):
     assert resumed.resumed_from == 2
     for key, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def _fit_latest_best(ckpt, epochs, val: bool):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    loss = [("bce", lambda o, b: F.binary_cross_entropy_with_logits(o, b["y"]), 1.0)]
+    return fit(model, make_loader(_Data(), 4, shuffle=True, seed=1),
+               make_loader(_Data(8), 4) if val else None, losses=loss, epochs=epochs, lr=1e-2,
+               monitor="epoch" if val else "val_loss", mode="max" if val else None,
+               checkpoint_dir=ckpt, device="cpu", seed=3, progress=False)
+
+
+@pytest.mark.parametrize("val", [False, True], ids=["no-validation", "monitor-epoch"])
+def test_when_every_epoch_is_the_best_only_last_pt_is_written(tmp_path, val):
+    (tmp_path / "best.pt").write_bytes(b"stale file of an older run")
+    straight = _fit_latest_best(None, 3, val)
+    result = _fit_latest_best(tmp_path, 2, val)  # a best.pt alone is not resumed from
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    assert result.best_checkpoint == tmp_path / "last.pt" and result.best_epoch == 2
+    resumed = _fit_latest_best(tmp_path, 3, val)
+    assert resumed.resumed_from == 2 and resumed.best_epoch == 3
+    saved = load_checkpoint(resumed.best_checkpoint)["model"]
+    for key, value in straight.model.state_dict().items():  # the returned model is the last
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+        assert torch.equal(value, saved[key]), key
+    again = _fit_latest_best(tmp_path, 3, val)  # a finished training is loaded, not retrained
+    assert again.resumed_from == 3
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+    assert (tmp_path / "best.pt").read_bytes() == b"stale file of an older run"  # untouched
+
+
+def test_a_fresh_start_removes_an_old_best_pt_too(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"old")
+    fit(nn.Linear(4, 1), make_loader(_Data(), 4), None,
+        losses=[("bce", lambda o, b: F.binary_cross_entropy_with_logits(o, b["y"]), 1.0)],
+        epochs=1, checkpoint_dir=tmp_path, resume=False, device="cpu", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -31,7 +31,7 @@ class WarmupCosineAdam(torch.optim.Adam):
 
     def __init__(self, params: Iterable[Any], lr: float, total_steps: int, warmup_steps: int = 0,
                  weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr=lr, weight_decay=weight_decay)
+        super().__init__(params, lr=lr, weight_decay=weight_decay, foreach=True)
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
         for group in self.param_groups:
             group.setdefault("base_lr", group["lr"])
