@@ -134,7 +134,7 @@ class WangDrct2Settings(Settings):
             "seq_len_cq500": 8, "seq_len_rsna": 7,
             "folds_cq500": 2, "folds_rsna": 2,
             "batch_cq500": 8, "batch_rsna": 8,
-            "epochs": 3,
+            "epochs": 2,
             "image_size": 32, "zoom_size": 73,
             "m_key": 4, "fig6_m_keys": (4, 8),
             "width": 0.125, "hidden": 16, "fc": (16, 16),
