@@ -231,8 +231,8 @@ def fit(
             improved = _is_better(score, best_score, mode)
         if improved:
             best_score, best_epoch = score, epoch + 1
-        if improved and not latest_is_best:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if not latest_is_best:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if best_path is not None and info.is_main:
                 _atomic_save({"model": best_state, "epoch": best_epoch, "best_score": best_score,
                               "monitor": monitor, "meta": meta}, best_path)

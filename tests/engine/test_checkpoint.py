@@ -24,13 +24,14 @@ class _Data(torch.utils.data.Dataset):
         return {"x": torch.from_numpy(self.x[i]), "y": torch.tensor([self.y[i]]), "id": str(i)}
 
 
-def _fit(ckpt, epochs):
+def _fit(ckpt, epochs, val=True, **kw):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
     loss = [("bce", lambda o, b: F.binary_cross_entropy_with_logits(o, b["y"]), 1.0)]
-    return fit(model, make_loader(_Data(), 4, shuffle=True, seed=1), make_loader(_Data(8), 4),
-               losses=loss, epochs=epochs, lr=1e-2, lr_step=1, checkpoint_dir=ckpt, device="cpu",
-               seed=3, progress=False, checkpoint_meta={"net": ("mlp", 8)})
+    kw = {"lr_step": 1, "checkpoint_meta": {"net": ("mlp", 8)}, **kw}
+    return fit(model, make_loader(_Data(), 4, shuffle=True, seed=1),
+               make_loader(_Data(8), 4) if val else None, losses=loss, epochs=epochs, lr=1e-2,
+               checkpoint_dir=ckpt, device="cpu", seed=3, progress=False, **kw)
 
 
 def test_fit_checkpoints_are_plain_weights_only_files(tmp_path):
@@ -74,13 +75,8 @@ def test_checkpoint_of_the_older_format_still_resumes(tmp_path):
 
 
 def _fit_latest_best(ckpt, epochs, val: bool):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-    loss = [("bce", lambda o, b: F.binary_cross_entropy_with_logits(o, b["y"]), 1.0)]
-    return fit(model, make_loader(_Data(), 4, shuffle=True, seed=1),
-               make_loader(_Data(8), 4) if val else None, losses=loss, epochs=epochs, lr=1e-2,
-               monitor="epoch" if val else "val_loss", mode="max" if val else None,
-               checkpoint_dir=ckpt, device="cpu", seed=3, progress=False)
+    return _fit(ckpt, epochs, val, lr_step=None, checkpoint_meta=None,
+                monitor="epoch" if val else "val_loss", mode="max" if val else None)
 
 
 @pytest.mark.parametrize("val", [False, True], ids=["no-validation", "monitor-epoch"])

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from brainlib.engine import optim as engine_optim
+
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
     """Multiplier of the base rate before optimiser step ``step`` (0-based): linear warm-up over
@@ -31,7 +33,7 @@ class WarmupCosineAdam(torch.optim.Adam):
 
     def __init__(self, params: Iterable[Any], lr: float, total_steps: int, warmup_steps: int = 0,
                  weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        super().__init__(params, lr=lr, weight_decay=weight_decay, foreach=engine_optim.FOREACH)
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
         for group in self.param_groups:
             group.setdefault("base_lr", group["lr"])
